@@ -1,0 +1,3 @@
+from moorage.cli.main import main
+
+raise SystemExit(main())

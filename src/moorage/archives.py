@@ -1,0 +1,165 @@
+"""Looks inside an uploaded distribution: refuses unsafe archives, returns its metadata.
+
+Only the metadata member is decompressed from a wheel; an sdist is read as a stream
+through a byte budget, so a decompression bomb is refused without filling memory or disk.
+"""
+
+from __future__ import annotations
+
+import gzip
+import posixpath
+import stat
+import tarfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from moorage.domain.decisions import Decision, Denied
+from moorage.domain.filenames import DistFilename
+from moorage.domain.names import normalize
+from moorage.domain.policy import UploadPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveInfo:
+    metadata: bytes
+    uncompressed_size: int
+
+
+def _unsafe(reason: str) -> Denied:
+    return Denied(Decision.deny("unsafe-archive", reason, status=400))
+
+
+def _invalid(reason: str) -> Denied:
+    return Denied(Decision.deny("invalid-archive", reason, status=400))
+
+
+def _check_member_name(name: str) -> list[str]:
+    if not name or "\x00" in name:
+        raise _unsafe(f"archive member {name!r} has an empty name or a NUL byte")
+    if name.startswith("/") or "\\" in name or (len(name) > 1 and name[1] == ":"):
+        raise _unsafe(f"archive member {name!r} has an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _unsafe(f"archive member {name!r} points outside the archive ('..')")
+    return parts
+
+
+def inspect(path: Path, dist: DistFilename, policy: UploadPolicy) -> ArchiveInfo:
+    size = path.stat().st_size
+    budget = policy.uncompressed_budget(size)
+    if dist.packagetype == "bdist_wheel":
+        return _inspect_wheel(path, dist, policy, budget)
+    return _inspect_sdist(path, policy, budget)
+
+
+def _inspect_wheel(path: Path, dist: DistFilename, policy: UploadPolicy, budget: int) -> ArchiveInfo:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise _invalid(f"the wheel is not a valid zip file: {exc}") from None
+    with archive:
+        total = 0
+        seen: set[str] = set()
+        dist_infos: set[str] = set()
+        for info in archive.infolist():
+            parts = _check_member_name(info.filename)
+            if info.filename in seen:
+                raise _unsafe(f"archive member {info.filename!r} appears twice")
+            seen.add(info.filename)
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise _unsafe(f"archive member {info.filename!r} is a symbolic link")
+            total += info.file_size
+            if total > budget:
+                raise _unsafe(
+                    f"the wheel expands to more than {budget} bytes "
+                    f"(compression ratio limit {policy.max_compression_ratio:g}); refused as a decompression bomb"
+                )
+            if parts and parts[0].endswith(".dist-info"):
+                dist_infos.add(parts[0])
+        candidates = [d for d in dist_infos if f"{d}/METADATA" in seen]
+        if len(candidates) != 1:
+            raise _invalid("the wheel must contain exactly one .dist-info directory with a METADATA file")
+        dist_info = candidates[0]
+        if normalize(dist_info[: -len(".dist-info")].rsplit("-", 1)[0]) != normalize(dist.name):
+            raise _invalid(f"the wheel's {dist_info} does not belong to {dist.name!r}")
+        if f"{dist_info}/WHEEL" not in seen:
+            raise _invalid(f"the wheel has no {dist_info}/WHEEL file")
+        info = archive.getinfo(f"{dist_info}/METADATA")
+        if info.file_size > policy.max_metadata_size:
+            raise _invalid(f"{dist_info}/METADATA is larger than {policy.max_metadata_size} bytes")
+        try:
+            metadata = archive.read(info)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+            raise _invalid(f"cannot read {dist_info}/METADATA: {exc}") from None
+        return ArchiveInfo(metadata, total)
+
+
+class _BudgetReader:
+    """A read-only stream that refuses to produce more than ``budget`` bytes."""
+
+    def __init__(self, raw: BinaryIO, budget: int, policy: UploadPolicy) -> None:
+        self._raw = raw
+        self._left = budget
+        self._budget = budget
+        self._policy = policy
+        self.produced = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self._left + 1
+        data = self._raw.read(min(n, self._left + 1))
+        self.produced += len(data)
+        self._left -= len(data)
+        if self._left < 0:
+            raise _unsafe(
+                f"the sdist expands to more than {self._budget} bytes "
+                f"(compression ratio limit {self._policy.max_compression_ratio:g}); refused as a decompression bomb"
+            )
+        return data
+
+
+def _inspect_sdist(path: Path, policy: UploadPolicy, budget: int) -> ArchiveInfo:
+    metadata: bytes | None = None
+    top: str | None = None
+    with path.open("rb") as fh, gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+        reader = _BudgetReader(gz, budget, policy)  # type: ignore[arg-type]
+        try:
+            with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+                for member in tar:
+                    parts = _check_member_name(member.name)
+                    if not parts:
+                        continue
+                    if top is None:
+                        top = parts[0]
+                    elif parts[0] != top:
+                        raise _invalid("an sdist must contain a single top-level directory")
+                    if member.issym() or member.islnk():
+                        _check_link(member, parts)
+                    elif not (member.isfile() or member.isdir()):
+                        raise _unsafe(f"archive member {member.name!r} is a device, FIFO or other special file")
+                    if member.isfile() and parts == [top, "PKG-INFO"]:
+                        if member.size > policy.max_metadata_size:
+                            raise _invalid(f"PKG-INFO is larger than {policy.max_metadata_size} bytes")
+                        extracted = tar.extractfile(member)
+                        metadata = extracted.read() if extracted is not None else None
+        except Denied:
+            raise
+        except (tarfile.TarError, OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise _invalid(f"the sdist is not a valid .tar.gz: {exc}") from None
+    if metadata is None:
+        raise _invalid("the sdist has no PKG-INFO in its top-level directory")
+    return ArchiveInfo(metadata, reader.produced)
+
+
+def _check_link(member: tarfile.TarInfo, parts: list[str]) -> None:
+    target = member.linkname
+    if not target or target.startswith("/") or "\\" in target:
+        raise _unsafe(f"archive member {member.name!r} links to {target!r}, outside the archive")
+    base = parts[:-1] if member.issym() else []
+    resolved = posixpath.normpath(posixpath.join(*base, target) if base else target)
+    if resolved.startswith("..") or resolved.startswith("/") or resolved.split("/")[0] != parts[0]:
+        raise _unsafe(f"archive member {member.name!r} links to {target!r}, outside the archive")

@@ -1,0 +1,236 @@
+"""`moorage`: serve the index and administer it."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from moorage import __version__
+from moorage.config import ConfigError, Settings, load_settings
+from moorage.domain.decisions import Denied
+from moorage.services import accounts
+from moorage.services.context import Context, open_context
+
+EXIT_DENIED = 3
+EXIT_NOT_FOUND = 4
+err = Console(stderr=True, highlight=False)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML configuration file (or MOORAGE_CONFIG)")
+    p.add_argument("--data-dir", help="data directory (or MOORAGE_DATA_DIR; default ./moorage-data)")
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    return load_settings(args.config, data_dir=args.data_dir, **overrides)  # type: ignore[arg-type]
+
+
+def _context(args: argparse.Namespace) -> Context:
+    settings = _settings(args)
+    ctx = open_context(settings)
+    if settings.is_embedded and not ctx.db.is_current():
+        ctx.db.upgrade()
+    return ctx
+
+
+# -- serve ----------------------------------------------------------------------------------
+def _bootstrap(ctx: Context, host: str, port: int) -> None:
+    """On a first start: an admin account and a one-time upload token, with usage lines."""
+    import sqlalchemy as sa
+
+    from moorage.store.tables import users
+
+    with ctx.db.read() as conn:
+        if conn.execute(sa.select(users.c.id).limit(1)).first() is not None:
+            return
+    password = secrets.token_urlsafe(18)
+    accounts.add_user(ctx, "admin", password=password, is_admin=True, actor="system")
+    _id, token = accounts.create_token(ctx, "admin", description="first start", actor="system")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    print(f"""
+moorage: first start, created the admin account.
+  user:     admin
+  password: {password}
+  upload token (shown once, keep it safe):
+    {token}
+
+Install:
+  pip install --index-url {base}/simple/ PROJECT
+  uv pip install --index-url {base}/simple/ PROJECT
+Upload:
+  twine upload --repository-url {base}/legacy/ -u __token__ -p {token} dist/*
+  uv publish --publish-url {base}/legacy/ --token {token} dist/*
+""", flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
+    ctx = open_context(settings)
+    if settings.is_embedded:
+        ctx.db.upgrade()
+    elif not ctx.db.is_current():
+        err.print("moorage: the database schema is not current; run `moorage db upgrade` first")
+        return 1
+    ctx.blobs.sweep_temporary()
+    _bootstrap(ctx, settings.host, settings.port)
+    print(f"moorage {__version__} serving {settings.data_dir.resolve()} on http://{settings.host}:{settings.port}/",
+          flush=True)
+    common = dict(host=settings.host, port=settings.port, log_level="warning", access_log=args.access_log,
+                  http="httptools", loop="uvloop", server_header=False)
+    if settings.workers > 1:
+        ctx.close()
+        os.environ["MOORAGE_DATA_DIR"] = str(settings.data_dir.resolve())
+        if settings.config_file:
+            os.environ["MOORAGE_CONFIG"] = str(settings.config_file.resolve())
+        uvicorn.run("moorage.web.app:from_environment", factory=True, workers=settings.workers,
+                    **common)  # type: ignore[arg-type]
+        return 0
+    from moorage.web.app import create_app
+
+    uvicorn.run(create_app(ctx), **common)  # type: ignore[arg-type]
+    return 0
+
+
+# -- users and tokens -----------------------------------------------------------------------
+def cmd_user_add(args: argparse.Namespace) -> int:
+    if args.password_stdin:
+        password: str | None = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            err.print("moorage: no password on standard input")
+            return 2
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ") or None
+    else:
+        password = None
+    ctx = _context(args)
+    accounts.add_user(ctx, args.name, password=password, is_admin=args.admin, actor="cli")
+    err.print(f"created user {args.name}{' (admin)' if args.admin else ''}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    _id, token = accounts.create_token(ctx, args.name, projects=args.project or [],
+                                       expires_days=args.expires_days, description=args.description or "",
+                                       actor="cli")
+    print(token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    infos = accounts.list_tokens(ctx, args.name)
+    if args.json:
+        import json
+
+        print(json.dumps([{
+            "id": t.id, "user": t.user, "description": t.description, "projects": t.projects,
+            "created_at": t.created_at.isoformat(),
+            "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+            "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+        } for t in infos], indent=2))
+        return 0
+    table = Table("id", "scope", "created", "expires", "state", "description")
+    now = ctx.clock.now()
+    for t in infos:
+        state = "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now else "active")
+        table.add_row(t.id, ", ".join(t.projects) or "all projects", f"{t.created_at:%Y-%m-%d %H:%M}",
+                      f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never", state, t.description)
+    Console().print(table)
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    accounts.revoke_token(ctx, args.id, actor="cli")
+    err.print(f"revoked token {args.id}")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    ctx = open_context(settings)
+    before = ctx.db.current_revision()
+    ctx.db.upgrade()
+    after = ctx.db.current_revision()
+    err.print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moorage", description="A Python package index that never pulls the rug.")
+    parser.add_argument("--version", action="version", version=f"moorage {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the index")
+    _common(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(func=cmd_serve)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    add = user.add_parser("add", help="create a user")
+    _common(add)
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(func=cmd_user_add)
+
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="token_command", required=True)
+    create = token.add_parser("create", help="create an API token; prints only the token")
+    _common(create)
+    create.add_argument("name", help="the user the token acts for")
+    create.add_argument("--project", action="append", help="limit the token to this project (repeatable)")
+    create.add_argument("--expires-days", type=int)
+    create.add_argument("--description")
+    create.set_defaults(func=cmd_token_create)
+    lst = token.add_parser("list", help="list a user's tokens")
+    _common(lst)
+    lst.add_argument("name")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_token_list)
+    revoke = token.add_parser("revoke", help="revoke a token by id")
+    _common(revoke)
+    revoke.add_argument("id")
+    revoke.set_defaults(func=cmd_token_revoke)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
+    upgrade = db.add_parser("upgrade", help="apply the database migrations")
+    _common(upgrade)
+    upgrade.set_defaults(func=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        err.print(f"moorage: configuration: {exc}")
+        return 2
+    except Denied as denied:
+        err.print(f"moorage: refused ({denied.decision.rule}): {denied.decision.reason}")
+        return EXIT_DENIED
+    except accounts.NotFound as exc:
+        err.print(f"moorage: {exc}")
+        return EXIT_NOT_FOUND
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Upload rules: who may upload where, and how big a file or project may be.
+
+Each rule returns a Decision; services turn a denial into a refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from moorage.domain.decisions import Decision
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPolicy:
+    max_file_size: int = 100 * MiB
+    max_project_size: int = 10 * GiB
+    # Archive safety: a file may expand to at most this many times its size once its
+    # uncompressed total passes `ratio_free_size` (small text files compress very well),
+    # and never beyond `max_uncompressed_size`.
+    max_compression_ratio: float = 100.0
+    ratio_free_size: int = 16 * MiB
+    max_uncompressed_size: int = 4 * GiB
+    # Largest METADATA / PKG-INFO read from an archive.
+    max_metadata_size: int = 4 * MiB
+    prohibited_names: frozenset[str] = field(default_factory=frozenset)
+
+    def uncompressed_budget(self, compressed_size: int) -> int:
+        by_ratio = int(compressed_size * self.max_compression_ratio)
+        return min(self.max_uncompressed_size, max(self.ratio_free_size, by_ratio))
+
+
+def _size(n: int) -> str:
+    for unit, div in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}".replace(".0 ", " ")
+    return f"{n} bytes"
+
+
+def check_file_size(size: int, policy: UploadPolicy) -> Decision:
+    if size > policy.max_file_size:
+        return Decision.deny(
+            "file-size-limit",
+            f"the file is {_size(size)}; the limit is {_size(policy.max_file_size)} per file",
+            status=400,
+        )
+    if size == 0:
+        return Decision.deny("empty-file", "the file is empty", status=400)
+    return Decision.allow()
+
+
+def check_project_size(current_total: int, size: int, policy: UploadPolicy) -> Decision:
+    if current_total + size > policy.max_project_size:
+        return Decision.deny(
+            "project-size-limit",
+            f"the project would grow to {_size(current_total + size)}; "
+            f"the limit is {_size(policy.max_project_size)} per project",
+            status=400,
+        )
+    return Decision.allow()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    """What the rules need to know about an API token."""
+
+    token_id: str
+    user_name: str
+    projects: frozenset[str]  # normalized names; empty means every project of the user
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+def check_token(token: TokenView | None, now: datetime) -> Decision:
+    if token is None or token.revoked_at is not None:
+        return Decision.deny("invalid-token", "invalid or non-existent authentication information", status=403)
+    if token.expires_at is not None and now >= token.expires_at:
+        return Decision.deny(
+            "token-expired",
+            f"the API token {token.token_id} expired on {token.expires_at:%Y-%m-%d %H:%M} UTC",
+            status=403,
+        )
+    return Decision.allow()
+
+
+def check_upload_scope(
+    token: TokenView, project: str, *, project_exists: bool, is_owner_or_maintainer: bool
+) -> Decision:
+    """A token may upload to projects its user owns or maintains, within its scope.
+
+    A new project may be created by a user-wide token, or by a token scoped to that name.
+    """
+    if token.projects and project not in token.projects:
+        return Decision.deny(
+            "token-scope",
+            f"the API token {token.token_id} is scoped to {', '.join(sorted(token.projects))}, not {project!r}",
+            status=403,
+        )
+    if project_exists and not is_owner_or_maintainer:
+        return Decision.deny(
+            "not-a-maintainer",
+            f"the user {token.user_name!r} is not an owner or maintainer of {project!r}",
+            status=403,
+        )
+    return Decision.allow()

@@ -1,0 +1,156 @@
+"""Users and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Connection
+
+from moorage.domain.decisions import bad_request
+from moorage.domain.names import check_name, normalize
+from moorage.domain.policy import TokenView
+from moorage.services.context import Context
+from moorage.services.events import append_event
+from moorage.store.tables import tokens, users
+
+_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+TOKEN_PREFIX = "moorage"
+_hasher = PasswordHasher()
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    user: str
+    description: str
+    projects: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+def hash_token(token: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is enough to keep them unrecoverable.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_user(ctx: Context, name: str, *, password: str | None, is_admin: bool = False,
+             actor: str = "system") -> int:
+    if not _USER_NAME.match(name):
+        raise bad_request("invalid-user-name", f"{name!r} is not a valid user name: letters, digits, . _ -")
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        if conn.execute(sa.select(users.c.id).where(users.c.name == name)).first():
+            raise bad_request("user-exists", f"the user {name!r} already exists")
+        uid = conn.execute(
+            users.insert().values(
+                name=name,
+                password_hash=_hasher.hash(password) if password else None,
+                is_admin=is_admin,
+                created_at=now,
+            ).returning(users.c.id)
+        ).scalar_one()
+        append_event(conn, now=now, actor=actor, action="user-created", subject=f"user:{name}",
+                     payload={"user": name, "admin": is_admin})
+    return int(uid)
+
+
+def verify_password(ctx: Context, name: str, password: str) -> bool:
+    with ctx.db.read() as conn:
+        row = conn.execute(sa.select(users.c.password_hash).where(users.c.name == name)).first()
+    if row is None or row.password_hash is None:
+        return False
+    try:
+        return _hasher.verify(row.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _user_id(conn: Connection, name: str) -> int:
+    uid = conn.execute(sa.select(users.c.id).where(users.c.name == name)).scalar()
+    if uid is None:
+        raise NotFound(f"no user named {name!r}")
+    return int(uid)
+
+
+def create_token(ctx: Context, user: str, *, projects: list[str] | tuple[str, ...] = (),
+                 expires_days: int | None = None, description: str = "",
+                 actor: str | None = None) -> tuple[str, str]:
+    """Create an API token; returns (token id, the token). The token is shown only once."""
+    scoped = []
+    for p in projects:
+        decision = check_name(p)
+        if not decision.allowed:
+            raise bad_request(decision.rule, decision.reason)
+        scoped.append(normalize(p))
+    if expires_days is not None and expires_days <= 0:
+        raise bad_request("invalid-expiry", "--expires-days must be a positive number of days")
+    now = ctx.clock.now()
+    token_id = secrets.token_hex(6)
+    token = f"{TOKEN_PREFIX}-{token_id}-{secrets.token_urlsafe(32)}"
+    expires_at = now + timedelta(days=expires_days) if expires_days else None
+    with ctx.db.write() as conn:
+        uid = _user_id(conn, user)
+        conn.execute(tokens.insert().values(
+            id=token_id, user_id=uid, token_hash=hash_token(token), description=description,
+            projects=sorted(set(scoped)), created_at=now, expires_at=expires_at,
+        ))
+        append_event(conn, now=now, actor=actor or user, action="token-created", subject=f"token:{token_id}",
+                     payload={"token": token_id, "user": user, "projects": sorted(set(scoped)),
+                              "expires_at": expires_at.isoformat() if expires_at else None})
+    return token_id, token
+
+
+def list_tokens(ctx: Context, user: str) -> list[TokenInfo]:
+    with ctx.db.read() as conn:
+        _user_id(conn, user)
+        rows = conn.execute(
+            sa.select(tokens).join(users, users.c.id == tokens.c.user_id)
+            .where(users.c.name == user).order_by(tokens.c.created_at)
+        ).all()
+    return [TokenInfo(r.id, user, r.description, list(r.projects), r.created_at, r.expires_at,
+                      r.revoked_at, r.last_used_at) for r in rows]
+
+
+def revoke_token(ctx: Context, token_id: str, *, actor: str = "system") -> None:
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        row = conn.execute(
+            sa.select(tokens.c.revoked_at, users.c.name).join(users, users.c.id == tokens.c.user_id)
+            .where(tokens.c.id == token_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"no token with id {token_id!r}")
+        if row.revoked_at is not None:
+            return
+        conn.execute(tokens.update().where(tokens.c.id == token_id).values(revoked_at=now))
+        append_event(conn, now=now, actor=actor, action="token-revoked", subject=f"token:{token_id}",
+                     payload={"token": token_id, "user": row.name})
+
+
+def find_token(conn: Connection, token: str) -> tuple[TokenView, int] | None:
+    """The token's view for the rules and its user's id, or None if unknown."""
+    if not token.startswith(TOKEN_PREFIX + "-"):
+        return None
+    row = conn.execute(
+        sa.select(tokens, users.c.name.label("user_name"))
+        .join(users, users.c.id == tokens.c.user_id)
+        .where(tokens.c.token_hash == hash_token(token))
+    ).first()
+    if row is None:
+        return None
+    view = TokenView(token_id=row.id, user_name=row.user_name, projects=frozenset(row.projects),
+                     expires_at=row.expires_at, revoked_at=row.revoked_at)
+    return view, int(row.user_id)

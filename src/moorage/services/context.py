@@ -1,0 +1,38 @@
+"""What every service needs: settings, database, blob store, clock, after-commit hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from moorage.config import Settings
+from moorage.domain.clock import Clock, SystemClock
+from moorage.store.blobs import FileBlobStore
+from moorage.store.database import Database
+
+# Called after a commit with the normalized names of the projects it changed.
+ChangeHook = Callable[[set[str]], None]
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    blobs: FileBlobStore
+    clock: Clock = field(default_factory=SystemClock)
+    hooks: list[ChangeHook] = field(default_factory=list)
+
+    def committed(self, projects: set[str]) -> None:
+        for hook in self.hooks:
+            hook(projects)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_context(settings: Settings, clock: Clock | None = None, *, migrate: bool = False) -> Context:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    if migrate:
+        db.upgrade()
+    return Context(settings=settings, db=db, blobs=FileBlobStore(settings.blob_dir), clock=clock or SystemClock())

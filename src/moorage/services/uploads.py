@@ -1,0 +1,239 @@
+"""upload_file: the legacy upload use case, checked in the documented order."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import IO, Literal
+
+import sqlalchemy as sa
+from packaging.utils import canonicalize_version
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from moorage import archives
+from moorage.domain.clock import isoformat_z
+from moorage.domain.decisions import Decision, Denied, bad_request
+from moorage.domain.filenames import parse_filename
+from moorage.domain.metadata import CoreMetadata, check_agreement, parse_metadata
+from moorage.domain.names import check_new_name, normalize, similarity_key
+from moorage.domain.policy import check_file_size, check_project_size, check_token, check_upload_scope
+from moorage.services.accounts import find_token
+from moorage.services.context import Context
+from moorage.services.events import append_event
+from moorage.store.blobs import BlobTooLarge, StagedBlob
+from moorage.store.tables import filename_registry, files, projects, releases, roles
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    action: str | None
+    protocol_version: str | None
+    name: str | None
+    version: str | None
+    filetype: str | None
+    filename: str | None
+    md5_digest: str | None = None
+    sha256_digest: str | None = None
+    blake2_256_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    outcome: Literal["created", "exists"]
+    project: str
+    filename: str
+    sha256: str
+    serial: int | None
+
+
+def _refuse(decision: Decision) -> None:
+    if not decision.allowed:
+        raise Denied(decision)
+
+
+def _role(conn: Connection, project_id: int, user_id: int) -> str | None:
+    return conn.execute(
+        sa.select(roles.c.role).where(roles.c.project_id == project_id, roles.c.user_id == user_id)
+    ).scalar()
+
+
+def _check_digests(form: UploadForm, staged: StagedBlob) -> None:
+    given = {"md5": form.md5_digest, "sha256": form.sha256_digest, "blake2_256": form.blake2_256_digest}
+    actual = {"md5": staged.md5, "sha256": staged.sha256, "blake2_256": staged.blake2_256}
+    if not any(given.values()):
+        raise bad_request("digest-missing", "include at least one message digest (sha256_digest, blake2_256_digest or md5_digest)")
+    for kind, value in given.items():
+        if value and not hmac.compare_digest(value.strip().lower(), actual[kind]):
+            raise bad_request("digest-mismatch", f"the {kind} digest supplied does not match the uploaded file")
+
+
+def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: IO[bytes] | None) -> UploadResult:
+    policy = ctx.settings.upload
+    now = ctx.clock.now()
+    with ctx.db.read() as conn:
+        found = find_token(conn, token) if token else None
+        _refuse(check_token(found[0] if found else None, now))
+        assert found is not None
+        token_view, user_id = found
+        if form.action not in (None, "file_upload"):
+            raise bad_request("unsupported-action", f"unsupported :action {form.action!r}; only file_upload is supported")
+        if form.protocol_version != "1":
+            raise bad_request("protocol-version", f"unsupported protocol_version {form.protocol_version!r}; use 1")
+        if not form.name or not form.version:
+            raise bad_request("missing-field", "the form must give the project name and version")
+        project = normalize(form.name)
+        existing = conn.execute(
+            sa.select(projects.c.id).where(projects.c.normalized_name == project)
+        ).scalar()
+        _refuse(check_upload_scope(
+            token_view, project, project_exists=existing is not None,
+            is_owner_or_maintainer=existing is not None and _role(conn, existing, user_id) is not None,
+        ))
+    if not form.filetype:
+        raise bad_request("invalid-filetype", "the form must give a filetype (sdist or bdist_wheel)")
+    if not form.filename or content is None:
+        raise bad_request("missing-file", "the form must carry the file in its 'content' field")
+    dist = parse_filename(form.filename, form.filetype)
+
+    try:
+        staged = ctx.blobs.receive(content, policy.max_file_size)
+    except BlobTooLarge:
+        _refuse(check_file_size(policy.max_file_size + 1, policy))
+        raise  # unreachable: the rule always refuses past the limit
+    staged_all = [staged]
+    try:
+        _check_digests(form, staged)
+        _refuse(check_file_size(staged.size, policy))
+        with ctx.db.read() as conn:
+            known = conn.execute(
+                sa.select(filename_registry.c.sha256).where(filename_registry.c.filename == dist.filename)
+            ).scalar()
+        if known is not None:
+            return _already_there(ctx, known, staged, project, dist.filename)
+
+        info = archives.inspect(staged.temp, dist, policy)
+        meta = parse_metadata(info.metadata)
+        check_agreement(meta, dist, form.name, form.version)
+        metadata_blob = None
+        if dist.packagetype == "bdist_wheel" or meta.servable_for_sdist():
+            metadata_blob = ctx.blobs.stage_bytes(meta.raw)
+            staged_all.append(metadata_blob)
+
+        for attempt in range(2):
+            try:
+                serial = _commit_upload(ctx, staged, metadata_blob, meta, dist.packagetype,
+                                        dist.python_version, dist.filename, user_id, token_view.user_name)
+                break
+            except IntegrityError:
+                # A concurrent writer won a unique constraint; re-check against what it wrote.
+                with ctx.db.read() as conn:
+                    known = conn.execute(
+                        sa.select(filename_registry.c.sha256).where(filename_registry.c.filename == dist.filename)
+                    ).scalar()
+                if known is not None:
+                    return _already_there(ctx, known, staged, project, dist.filename)
+                if attempt == 1:
+                    raise
+        for blob in staged_all:
+            ctx.blobs.settle(blob)
+        staged_all = []
+    finally:
+        if staged_all:
+            _abandon(ctx, staged_all)
+    ctx.committed({project})
+    return UploadResult("created", project, dist.filename, staged.sha256, serial)
+
+
+def _already_there(ctx: Context, known_sha: str, staged: StagedBlob, project: str, filename: str) -> UploadResult:
+    if known_sha == staged.sha256:
+        return UploadResult("exists", project, filename, staged.sha256, None)
+    raise bad_request("file-exists", "File already exists: a file of this name was uploaded before "
+                      "with different contents, and filenames are never reused")
+
+
+def _abandon(ctx: Context, staged: list[StagedBlob]) -> None:
+    with ctx.db.read() as conn:
+        for blob in staged:
+            referenced = blob.created and conn.execute(
+                sa.select(files.c.id).where(
+                    sa.or_(files.c.sha256 == blob.sha256, files.c.metadata_sha256 == blob.sha256)
+                ).limit(1)
+            ).first() is not None
+            ctx.blobs.abandon(blob, still_referenced=referenced)
+
+
+def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob | None, meta: CoreMetadata,
+                   packagetype: str, python_version: str, filename: str, user_id: int, actor: str) -> int:
+    policy = ctx.settings.upload
+    now = ctx.clock.now()
+    project = normalize(meta.name)
+    with ctx.db.write() as conn:
+        row = conn.execute(
+            sa.select(projects.c.id, projects.c.total_size)
+            .where(projects.c.normalized_name == project).with_for_update()
+        ).first()
+        if row is None:
+            similar = conn.execute(
+                sa.select(projects.c.name).where(projects.c.similarity_key == similarity_key(meta.name))
+            ).scalar()
+            _refuse(check_new_name(meta.name, prohibited=policy.prohibited_names, similar_existing=similar))
+            project_id = conn.execute(projects.insert().values(
+                name=meta.name, normalized_name=project, similarity_key=similarity_key(meta.name),
+                status="active", created_at=now, last_serial=0, total_size=0,
+            ).returning(projects.c.id)).scalar_one()
+            conn.execute(roles.insert().values(project_id=project_id, user_id=user_id, role="owner"))
+            append_event(conn, now=now, actor=actor, action="project-created", subject=f"project:{project}",
+                         project=project, payload={"project": project, "name": meta.name})
+            append_event(conn, now=now, actor=actor, action="role-added", subject=f"project:{project}",
+                         project=project, payload={"project": project, "user": actor, "role": "owner"})
+            total = 0
+        else:
+            project_id, total = int(row.id), int(row.total_size)
+            if _role(conn, project_id, user_id) is None:
+                raise Denied(Decision.deny("not-a-maintainer",
+                                           f"the user {actor!r} is not an owner or maintainer of {project!r}"))
+        _refuse(check_project_size(total, staged.size, policy))
+
+        canonical = canonicalize_version(meta.version)
+        release = conn.execute(
+            sa.select(releases.c.id).where(releases.c.project_id == project_id,
+                                           releases.c.canonical_version == canonical)
+        ).first()
+        if release is None:
+            release_id = conn.execute(releases.insert().values(
+                project_id=project_id, version=str(meta.version), canonical_version=canonical,
+                created_at=now, requires_python=meta.requires_python, metadata=meta.fields,
+            ).returning(releases.c.id)).scalar_one()
+            append_event(conn, now=now, actor=actor, action="release-created",
+                         subject=f"release:{project}/{meta.version}", project=project,
+                         payload={"project": project, "version": str(meta.version)})
+        else:
+            release_id = release.id
+            if packagetype == "sdist" and conn.execute(
+                sa.select(files.c.filename).where(files.c.release_id == release_id, files.c.packagetype == "sdist")
+            ).first():
+                raise bad_request("one-sdist-per-release",
+                                  f"release {meta.version} of {project!r} already has a source distribution")
+
+        # The bytes are in the store before the rows that point at them are committed.
+        ctx.blobs.place(staged)
+        if metadata_blob is not None:
+            ctx.blobs.place(metadata_blob)
+        conn.execute(files.insert().values(
+            release_id=release_id, project_id=project_id, filename=filename, packagetype=packagetype,
+            python_version=python_version, sha256=staged.sha256, blake2_256=staged.blake2_256,
+            md5=staged.md5, size=staged.size, upload_time=now, requires_python=meta.requires_python,
+            metadata_sha256=metadata_blob.sha256 if metadata_blob else None, uploader_id=user_id,
+        ))
+        conn.execute(filename_registry.insert().values(
+            filename=filename, sha256=staged.sha256, project=project, registered_at=now))
+        conn.execute(projects.update().where(projects.c.id == project_id)
+                     .values(total_size=projects.c.total_size + staged.size))
+        return append_event(
+            conn, now=now, actor=actor, action="file-added", subject=f"file:{filename}", project=project,
+            payload={"project": project, "version": str(meta.version), "filename": filename,
+                     "packagetype": packagetype, "sha256": staged.sha256, "size": staged.size,
+                     "upload-time": isoformat_z(now),
+                     "metadata-sha256": metadata_blob.sha256 if metadata_blob else None},
+        )

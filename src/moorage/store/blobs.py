@@ -1,0 +1,133 @@
+"""Content-addressed blob store on the filesystem.
+
+Bytes are written to a temporary file (fsync), then linked to ``<root>/<aa>/<bb>/<sha256>``
+before the database commit that references them. A staged blob keeps its temporary file
+until the caller has committed, so a concurrent failed upload that removes a shared blob
+can never leave a committed row without bytes (``settle`` puts it back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+
+class BlobTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+@dataclass
+class StagedBlob:
+    temp: Path
+    sha256: str = ""
+    blake2_256: str = ""
+    md5: str = ""
+    size: int = 0
+    created: bool = False  # this staging created the final blob (it did not exist before)
+    _fh: IO[bytes] | None = field(default=None, repr=False)
+
+
+class FileBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).exists()
+
+    def read(self, sha256: str) -> bytes:
+        return self.path(sha256).read_bytes()
+
+    # -- writing -------------------------------------------------------------------------
+    def receive(self, chunks_source: IO[bytes], limit: int, chunk_size: int = 1 << 20) -> StagedBlob:
+        """Copy a stream into a temporary file, hashing as it goes; refuse past ``limit``."""
+        staged = StagedBlob(temp=self.tmp / f"{uuid.uuid4().hex}.part")
+        sha, blake, md5 = hashlib.sha256(), hashlib.blake2b(digest_size=32), hashlib.md5()
+        try:
+            with staged.temp.open("wb") as out:
+                while chunk := chunks_source.read(chunk_size):
+                    staged.size += len(chunk)
+                    if staged.size > limit:
+                        raise BlobTooLarge(limit)
+                    sha.update(chunk)
+                    blake.update(chunk)
+                    md5.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            staged.temp.unlink(missing_ok=True)
+            raise
+        staged.sha256, staged.blake2_256, staged.md5 = sha.hexdigest(), blake.hexdigest(), md5.hexdigest()
+        return staged
+
+    def stage_bytes(self, data: bytes) -> StagedBlob:
+        staged = StagedBlob(temp=self.tmp / f"{uuid.uuid4().hex}.part")
+        with staged.temp.open("wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        staged.sha256 = hashlib.sha256(data).hexdigest()
+        staged.size = len(data)
+        return staged
+
+    def place(self, staged: StagedBlob) -> None:
+        """Make the staged bytes visible under their hash (before the database commit)."""
+        final = self.path(staged.sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(staged.temp, final)
+            staged.created = True
+            _fsync_dir(final.parent)
+        except FileExistsError:
+            staged.created = False
+
+    def settle(self, staged: StagedBlob) -> None:
+        """After the commit: make sure the bytes are in place, then drop the temporary file."""
+        final = self.path(staged.sha256)
+        if not final.exists():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(staged.temp, final)
+                _fsync_dir(final.parent)
+            except FileExistsError:
+                pass
+        staged.temp.unlink(missing_ok=True)
+
+    def abandon(self, staged: StagedBlob, still_referenced: bool) -> None:
+        """After a failed commit: remove what this staging added, unless something uses it."""
+        if staged.created and not still_referenced:
+            self.path(staged.sha256).unlink(missing_ok=True)
+        staged.temp.unlink(missing_ok=True)
+
+    def sweep_temporary(self, older_than: float = 3600.0) -> int:
+        """Remove temporary files left by a crash (at start-up)."""
+        removed = 0
+        cutoff = time.time() - older_than
+        for entry in self.tmp.iterdir():
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

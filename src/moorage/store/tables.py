@@ -1,0 +1,159 @@
+"""The database schema (SQLAlchemy Core). Invariants live here as constraints.
+
+Migrations in ``migrations/versions`` create exactly this schema; a test compares them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=True),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("description", sa.String(200), nullable=False, default=""),
+    sa.Column("projects", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("normalized_name", sa.String(100), nullable=False, unique=True),
+    # No two projects may look alike (see domain.names.similarity_key).
+    sa.Column("similarity_key", sa.String(100), nullable=False, unique=True),
+    sa.Column("status", sa.String(20), nullable=False, default="active"),
+    sa.Column("status_reason", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_serial", sa.BigInteger, nullable=False, default=0),
+    sa.Column("total_size", sa.BigInteger, nullable=False, default=0),
+)
+
+roles = sa.Table(
+    "roles",
+    metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.CheckConstraint("role in ('owner', 'maintainer')", name="role"),
+)
+
+releases = sa.Table(
+    "releases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("version", sa.String(100), nullable=False),
+    sa.Column("canonical_version", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("requires_python", sa.String(200), nullable=True),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.UniqueConstraint("project_id", "canonical_version"),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("release_id", sa.Integer, sa.ForeignKey("releases.id"), nullable=False, index=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False, index=True),
+    sa.Column("filename", sa.String(255), nullable=False, unique=True),
+    sa.Column("packagetype", sa.String(20), nullable=False),
+    sa.Column("python_version", sa.String(100), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("blake2_256", sa.String(64), nullable=False),
+    sa.Column("md5", sa.String(32), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("upload_time", UTCDateTime, nullable=False),
+    sa.Column("requires_python", sa.String(200), nullable=True),
+    sa.Column("metadata_sha256", sa.String(64), nullable=True),
+    sa.Column("uploader_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.CheckConstraint("packagetype in ('sdist', 'bdist_wheel')", name="packagetype"),
+    # One sdist per release.
+    sa.Index(
+        "uq_files_one_sdist_per_release",
+        "release_id",
+        unique=True,
+        sqlite_where=sa.text("packagetype = 'sdist'"),
+        postgresql_where=sa.text("packagetype = 'sdist'"),
+    ),
+)
+
+# Every filename ever accepted, with its bytes' hash: a filename is never reused,
+# even after the file is deleted. No foreign key: it outlives its project.
+filename_registry = sa.Table(
+    "filename_registry",
+    metadata,
+    sa.Column("filename", sa.String(255), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("registered_at", UTCDateTime, nullable=False),
+)
+
+# Events are never updated or deleted and reference nothing, so nothing cascades into them.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("serial", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("project", sa.String(100), nullable=True, index=True),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sqlite_autoincrement=True,
+)

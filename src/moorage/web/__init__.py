@@ -1,0 +1,1 @@
+"""HTTP: the simple API, files, uploads and the JSON API. Views parse, call, render."""

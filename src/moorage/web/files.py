@@ -1,0 +1,62 @@
+"""File downloads at immutable URLs: /files/<sha256>/<filename> and its .metadata."""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from moorage.services.context import Context
+from moorage.store.queries import FileView, find_file
+from moorage.web.responses import not_found
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+class FileViews:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        # Files never change under a name, so a hit can be remembered; misses are not.
+        self._known: dict[str, FileView] = {}
+
+    def _lookup(self, filename: str) -> FileView | None:
+        hit = self._known.get(filename)
+        if hit is not None:
+            return hit
+        with self.ctx.db.read() as conn:
+            view = find_file(conn, filename)
+        if view is not None:
+            if len(self._known) > 100_000:
+                self._known.clear()
+            self._known[filename] = view
+        return view
+
+    def forget(self, filenames: set[str]) -> None:
+        for name in filenames:
+            self._known.pop(name, None)
+
+    async def download(self, request: Request) -> Response:
+        sha256 = request.path_params["sha256"]
+        filename: str = request.path_params["filename"]
+        want_metadata = False
+        view = await to_thread.run_sync(self._lookup, filename)
+        if view is None and filename.endswith(".metadata"):
+            want_metadata = True
+            view = await to_thread.run_sync(self._lookup, filename[: -len(".metadata")])
+        if view is None or view.sha256 != sha256:
+            return not_found(f"no file {filename!r} on this index")
+        if want_metadata:
+            if view.metadata_sha256 is None:
+                return not_found(f"{view.filename} has no separately served metadata (PEP 658)")
+            return FileResponse(
+                self.ctx.blobs.path(view.metadata_sha256),
+                media_type="text/plain; charset=utf-8",
+                headers={"etag": f'"{view.metadata_sha256}"', "cache-control": IMMUTABLE},
+            )
+        return FileResponse(
+            self.ctx.blobs.path(view.sha256),
+            media_type="application/octet-stream",
+            headers={"etag": f'"{view.sha256}"', "cache-control": IMMUTABLE},
+            content_disposition_type="attachment",
+            filename=view.filename,
+        )

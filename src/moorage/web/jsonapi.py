@@ -1,0 +1,147 @@
+"""PyPI-style JSON API: /pypi/<project>/json and /pypi/<project>/<version>/json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anyio import to_thread
+from packaging.version import InvalidVersion, Version
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from moorage.domain.clock import isoformat_z
+from moorage.domain.names import is_valid_name, normalize
+from moorage.services.context import Context
+from moorage.store.queries import FileView, ProjectView, ReleaseView, load_project
+from moorage.web.responses import not_found
+from moorage.web.simple import file_url
+
+# Core metadata field (packaging's raw name) -> key in the JSON API's "info".
+_INFO_FIELDS = {
+    "summary": "summary",
+    "description": "description",
+    "description_content_type": "description_content_type",
+    "author": "author",
+    "author_email": "author_email",
+    "maintainer": "maintainer",
+    "maintainer_email": "maintainer_email",
+    "license": "license",
+    "license_expression": "license_expression",
+    "license_files": "license_files",
+    "keywords": "keywords",
+    "classifiers": "classifiers",
+    "home_page": "home_page",
+    "download_url": "download_url",
+    "project_urls": "project_urls",
+    "requires_dist": "requires_dist",
+    "requires_python": "requires_python",
+    "platforms": "platform",
+    "provides_extra": "provides_extra",
+    "dynamic": "dynamic",
+}
+_LIST_FIELDS = {"classifiers", "requires_dist", "provides_extra", "dynamic", "license_files"}
+
+
+def _file_json(f: FileView, base: str) -> dict[str, Any]:
+    return {
+        "comment_text": "",
+        "digests": {"md5": f.md5, "sha256": f.sha256, "blake2b_256": f.blake2_256},
+        "downloads": -1,
+        "filename": f.filename,
+        "has_sig": False,
+        "md5_digest": f.md5,
+        "packagetype": f.packagetype,
+        "python_version": f.python_version,
+        "requires_python": f.requires_python,
+        "size": f.size,
+        "upload_time": f.upload_time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "upload_time_iso_8601": isoformat_z(f.upload_time),
+        "url": base + file_url(f.sha256, f.filename, prefix=""),
+        "yanked": False,
+        "yanked_reason": None,
+    }
+
+
+def _latest(view: ProjectView) -> ReleaseView:
+    finals = [r for r in view.releases if not Version(r.version).is_prerelease]
+    return (finals or view.releases)[-1]
+
+
+def _info(view: ProjectView, release: ReleaseView, base: str) -> dict[str, Any]:
+    meta = release.metadata
+    info: dict[str, Any] = {"name": view.name, "version": release.version}
+    for raw_key, key in _INFO_FIELDS.items():
+        value = meta.get(raw_key)
+        if key == "keywords" and isinstance(value, list):
+            value = ",".join(value)
+        if key == "platform" and isinstance(value, list):
+            value = ", ".join(value) or None
+        if value is None and key in _LIST_FIELDS:
+            value = []
+        info[key] = value
+    info.update({
+        # The human pages come later; until then these point at pages that exist.
+        "package_url": f"{base}simple/{view.normalized_name}/",
+        "project_url": f"{base}simple/{view.normalized_name}/",
+        "release_url": f"{base}pypi/{view.normalized_name}/{release.version}/json",
+        "docs_url": None,
+        "bugtrack_url": None,
+        "yanked": False,
+        "yanked_reason": None,
+    })
+    return info
+
+
+class JSONAPI:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def _load(self, name: str) -> ProjectView | None:
+        with self.ctx.db.read() as conn:
+            return load_project(conn, name)
+
+    async def project(self, request: Request) -> Response:
+        return await self._answer(request, request.path_params["name"], None)
+
+    async def release(self, request: Request) -> Response:
+        return await self._answer(request, request.path_params["name"], request.path_params["version"])
+
+    async def _answer(self, request: Request, name: str, version: str | None) -> Response:
+        if not is_valid_name(name):
+            return not_found("no project of this name on this index", as_json=True)
+        normalized = normalize(name)
+        if normalized != name:
+            tail = f"{version}/json" if version else "json"
+            return RedirectResponse(f"{request.scope.get('root_path', '')}/pypi/{normalized}/{tail}", 301)
+        view = await to_thread.run_sync(self._load, normalized)
+        if view is None or not view.releases:
+            return not_found("no project of this name on this index", as_json=True)
+        base = str(request.base_url)
+        by_version: dict[str, list[dict[str, Any]]] = {r.version: [] for r in view.releases}
+        for f in view.files:
+            by_version.setdefault(f.version, []).append(_file_json(f, base))
+        headers = {"X-PyPI-Last-Serial": str(view.last_serial), "Cache-Control": "max-age=0, must-revalidate"}
+        if version is None:
+            latest = _latest(view)
+            doc = {
+                "info": _info(view, latest, base),
+                "last_serial": view.last_serial,
+                "releases": by_version,
+                "urls": by_version[latest.version],
+                "vulnerabilities": [],
+            }
+            return JSONResponse(doc, headers=headers)
+        try:
+            wanted = Version(version)
+        except InvalidVersion:
+            return not_found(f"{version!r} is not a version of {normalized}", as_json=True)
+        for release in view.releases:
+            if Version(release.version) == wanted:
+                doc = {
+                    "info": _info(view, release, base),
+                    "last_serial": view.last_serial,
+                    "urls": by_version[release.version],
+                    "vulnerabilities": [],
+                }
+                return JSONResponse(doc, headers=headers)
+        return not_found(f"no release {version} of {normalized}", as_json=True)

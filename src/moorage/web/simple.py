@@ -1,0 +1,193 @@
+"""The simple repository API: PEP 503 HTML and PEP 691 JSON (api-version 1.4), cached.
+
+Rendered pages (bytes and ETag per representation) are kept per project and dropped when
+a commit changes the project: at once in this process (an after-commit hook), and within
+``cache_check_interval`` in other processes, which compare the newest event serial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
+
+from moorage.domain.clock import isoformat_z
+from moorage.store.database import Database
+from moorage.store.queries import (
+    ProjectView,
+    changed_projects_since,
+    global_serial,
+    load_project,
+    project_names,
+)
+from moorage.web.negotiation import HTML_V1, JSON_V1, TEXT_HTML
+
+API_VERSION = "1.4"
+INDEX = ""  # cache key of /simple/
+
+
+def file_url(sha256: str, filename: str, prefix: str = "../../") -> str:
+    return f"{prefix}files/{sha256}/{filename}"
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    body: bytes
+    etag: str
+
+
+@dataclass(slots=True)
+class Page:
+    serial: int
+    html: Rendered
+    json: Rendered
+
+    def pick(self, media: str) -> Rendered:
+        return self.json if media == JSON_V1 else self.html
+
+
+def render_project_html(view: ProjectView) -> bytes:
+    name = escape(view.name)
+    out = [
+        "<!DOCTYPE html>\n<html>\n  <head>\n",
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n',
+        f'    <meta name="pypi:project-status" content="{escape(view.status)}">\n',
+    ]
+    if view.status_reason:
+        out.append(f'    <meta name="pypi:project-status-reason" content="{escape(view.status_reason)}">\n')
+    out.append(f"    <title>Links for {name}</title>\n  </head>\n  <body>\n    <h1>Links for {name}</h1>\n")
+    for f in view.files:
+        attrs = [f'href="{escape(file_url(f.sha256, f.filename))}#sha256={f.sha256}"']
+        if f.requires_python:
+            attrs.append(f'data-requires-python="{escape(f.requires_python)}"')
+        if f.metadata_sha256:
+            attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
+            attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
+        out.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br />\n")
+    out.append("  </body>\n</html>\n")
+    return "".join(out).encode()
+
+
+def render_project_json(view: ProjectView) -> bytes:
+    status: dict[str, str] = {"status": view.status}
+    if view.status_reason:
+        status["reason"] = view.status_reason
+    files = []
+    for f in view.files:
+        metadata: dict[str, str] | bool = {"sha256": f.metadata_sha256} if f.metadata_sha256 else False
+        files.append({
+            "filename": f.filename,
+            "url": file_url(f.sha256, f.filename),
+            "hashes": {"sha256": f.sha256},
+            "requires-python": f.requires_python,
+            "core-metadata": metadata,
+            "dist-info-metadata": metadata,
+            "yanked": False,
+            "size": f.size,
+            "upload-time": isoformat_z(f.upload_time),
+        })
+    doc = {
+        "meta": {"api-version": API_VERSION, "_last-serial": view.last_serial},
+        "name": view.normalized_name,
+        "project-status": status,
+        "versions": [r.version for r in view.releases],
+        "files": files,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def render_index_html(names: list[tuple[str, str]]) -> bytes:
+    out = [
+        "<!DOCTYPE html>\n<html>\n  <head>\n",
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n',
+        "    <title>Simple index</title>\n  </head>\n  <body>\n",
+    ]
+    out.extend(f'    <a href="{escape(norm)}/">{escape(name)}</a><br />\n' for name, norm in names)
+    out.append("  </body>\n</html>\n")
+    return "".join(out).encode()
+
+
+def render_index_json(names: list[tuple[str, str]], serial: int) -> bytes:
+    doc = {
+        "meta": {"api-version": API_VERSION, "_last-serial": serial},
+        "projects": [{"name": name} for name, _norm in names],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class PageCache:
+    def __init__(self, db: Database, check_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._db = db
+        self._pages: dict[str, Page] = {}
+        self._interval = check_interval
+        self._clock = clock
+        self._checked_at = -1e9
+        self._seen_serial = 0
+        self._generation = 0
+        self.global_serial = 0
+
+    # -- invalidation --------------------------------------------------------------------
+    def invalidate(self, projects: set[str]) -> None:
+        self._generation += 1
+        self._pages.pop(INDEX, None)
+        for name in projects:
+            self._pages.pop(name, None)
+        self._checked_at = -1e9  # read the serial afresh on the next request
+
+    def sync(self) -> None:
+        """Pick up changes committed by other processes, at most every check interval."""
+        now = self._clock()
+        if now - self._checked_at < self._interval:
+            return
+        self._checked_at = now
+        with self._db.read() as conn:
+            newest, changed = changed_projects_since(conn, self._seen_serial)
+        if newest != self._seen_serial:
+            self._generation += 1
+            self._pages.pop(INDEX, None)
+            for name in changed:
+                self._pages.pop(name, None)
+            self._seen_serial = newest
+            self.global_serial = newest
+
+    # -- lookups -------------------------------------------------------------------------
+    def get(self, key: str) -> Page | None:
+        self.sync()
+        return self._pages.get(key)
+
+    def build_project(self, name: str) -> Page | None:
+        """Render a project's page from the database (call off the event loop)."""
+        generation = self._generation
+        with self._db.read() as conn:
+            view = load_project(conn, name)
+        if view is None:
+            return None
+        html, body = render_project_html(view), render_project_json(view)
+        page = Page(view.last_serial, Rendered(html, _etag(html)), Rendered(body, _etag(body)))
+        if generation == self._generation:
+            self._pages[name] = page
+        return page
+
+    def build_index(self) -> Page:
+        generation = self._generation
+        with self._db.read() as conn:
+            serial = global_serial(conn)
+            names = project_names(conn)
+        html, body = render_index_html(names), render_index_json(names, serial)
+        page = Page(serial, Rendered(html, _etag(html)), Rendered(body, _etag(body)))
+        if generation == self._generation:
+            self._pages[INDEX] = page
+        return page
+
+
+def content_type(media: str) -> str:
+    if media == TEXT_HTML:
+        return "text/html; charset=utf-8"
+    return media if media == JSON_V1 else HTML_V1

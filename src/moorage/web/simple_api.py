@@ -1,0 +1,93 @@
+"""ASGI handler for /simple/: answers cached pages without going through the router."""
+
+from __future__ import annotations
+
+from anyio import to_thread
+
+from moorage.domain.names import is_valid_name, normalize
+from moorage.web.negotiation import choose
+from moorage.web.simple import INDEX, Page, PageCache, content_type
+
+_NOT_FOUND = b"not found: no project of this name on this index\n"
+Headers = list[tuple[bytes, bytes]]
+
+
+class SimpleAPI:
+    def __init__(self, cache: PageCache) -> None:
+        self.cache = cache
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await _send(send, 405, [(b"allow", b"GET, HEAD")], b"method not allowed\n", method)
+            return
+        path: str = scope["path"]
+        if path == "/simple":
+            await _send(send, 301, [(b"location", f"{scope.get('root_path', '')}/simple/".encode())], b"", method)
+            return
+        if not path.startswith("/simple/"):
+            await _send(send, 404, [], _NOT_FOUND, method)
+            return
+        rest = path[len("/simple/"):]
+        root = scope.get("root_path", "")
+        if rest == "":
+            await self._page(scope, send, INDEX)
+            return
+        name, slash, tail = rest.partition("/")
+        if tail or not is_valid_name(name):
+            await _send(send, 404, [], _NOT_FOUND, method)
+            return
+        normalized = normalize(name)
+        if normalized != name or not slash:
+            location = f"{root}/simple/{normalized}/".encode()
+            await _send(send, 301, [(b"location", location)], b"", method)
+            return
+        await self._page(scope, send, normalized)
+
+    async def _page(self, scope: dict, send: object, key: str) -> None:  # type: ignore[type-arg]
+        page: Page | None = self.cache.get(key)
+        if page is None:
+            if key == INDEX:
+                page = await to_thread.run_sync(self.cache.build_index)
+            else:
+                page = await to_thread.run_sync(self.cache.build_project, key)
+        method = scope["method"]
+        if page is None:
+            await _send(send, 404, [], _NOT_FOUND, method)
+            return
+        accept = None
+        if_none_match = None
+        for hname, hvalue in scope["headers"]:
+            if hname == b"accept":
+                accept = hvalue.decode("latin-1")
+            elif hname == b"if-none-match":
+                if_none_match = hvalue.decode("latin-1")
+        media = choose(accept)
+        rendered = page.pick(media)
+        headers: Headers = [
+            (b"etag", rendered.etag.encode()),
+            (b"vary", b"Accept, Accept-Encoding"),
+            (b"cache-control", b"max-age=0, must-revalidate"),
+            (b"x-pypi-last-serial", str(page.serial).encode()),
+        ]
+        if if_none_match and _etag_matches(if_none_match, rendered.etag):
+            await _send(send, 304, headers, b"", "HEAD")
+            return
+        headers.append((b"content-type", content_type(media).encode()))
+        await _send(send, 200, headers, rendered.body, method)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    if header.strip() == "*":
+        return True
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return etag in tags
+
+
+async def _send(send: object, status: int, headers: Headers, body: bytes, method: str) -> None:
+    if status != 304:
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+        if status >= 400 or status in (301, 302):
+            headers.append((b"content-type", b"text/plain; charset=utf-8"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})  # type: ignore[operator]
+    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})  # type: ignore[operator]
