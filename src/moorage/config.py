@@ -38,6 +38,36 @@ def parse_size(value: int | str, key: str) -> int:
     return int(float(number) * _UNITS[(unit or "b").lower()])
 
 
+def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    value = doc.pop(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a table ([{key}]), got {value!r}")
+    return dict(value)
+
+
+def _integer(value: Any, key: str, *, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(f"{key}: expected a number {bounds}, got {value!r}")
+    return value
+
+
+def _number(value: Any, key: str, *, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{key}: expected a number of at least {minimum}, got {value!r}")
+    return float(value)
+
+
+def _string(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(DEFAULT_DATA_DIR)
@@ -73,7 +103,8 @@ def _upload_policy(section: dict[str, Any]) -> UploadPolicy:
         if key in section:
             kwargs[key] = parse_size(section.pop(key), f"upload.{key}")
     if "max_compression_ratio" in section:
-        kwargs["max_compression_ratio"] = float(section.pop("max_compression_ratio"))
+        kwargs["max_compression_ratio"] = _number(section.pop("max_compression_ratio"),
+                                                  "upload.max_compression_ratio", minimum=1.0)
     if "prohibited_names" in section:
         names = section.pop("prohibited_names")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -104,10 +135,14 @@ def load_settings(
             raise ConfigError(f"configuration file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration file {path}: {exc}") from None
-    server = dict(doc.pop("server", {}))
-    upload = dict(doc.pop("upload", {}))
+    server = _table(doc, "server")
+    upload = _table(doc, "upload")
     top_data_dir = doc.pop("data_dir", None)
+    if top_data_dir is not None:
+        top_data_dir = _string(top_data_dir, "data_dir")
     top_db = doc.pop("database_url", None)
+    if top_db is not None:
+        top_db = _string(top_db, "database_url")
     if doc:
         raise ConfigError(f"unknown keys in the configuration: {', '.join(sorted(doc))}")
     settings = Settings(config_file=Path(config) if config else None)
@@ -117,12 +152,18 @@ def load_settings(
     db = env.get("MOORAGE_DATABASE_URL") or top_db
     if db:
         settings = replace(settings, database_url=db)
+    # The file's values are checked even when a flag overrides them: a broken file is an error.
+    file_host = _string(server.pop("host"), "server.host") if "host" in server else None
+    file_port = _integer(server.pop("port"), "server.port", minimum=1, maximum=65535) if "port" in server else None
+    file_workers = _integer(server.pop("workers"), "server.workers", minimum=1) if "workers" in server else None
+    interval = (_number(server.pop("cache_check_interval"), "server.cache_check_interval")
+                if "cache_check_interval" in server else settings.cache_check_interval)
     settings = replace(
         settings,
-        host=host or server.pop("host", settings.host),
-        port=int(port or server.pop("port", settings.port)),
-        workers=int(workers or server.pop("workers", settings.workers)),
-        cache_check_interval=float(server.pop("cache_check_interval", settings.cache_check_interval)),
+        host=host or file_host or settings.host,
+        port=int(port or file_port or settings.port),
+        workers=int(workers or file_workers or settings.workers),
+        cache_check_interval=interval,
         upload=_upload_policy(upload),
     )
     server.pop("host", None), server.pop("port", None), server.pop("workers", None)

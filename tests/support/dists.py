@@ -116,8 +116,10 @@ def make_zip_bomb_wheel(out: Path, name: str, version: str, *, expanded: int = 5
     dist = make_wheel(out, name, version)
     chunk = b"\0" * (1 << 20)
     with zipfile.ZipFile(dist.path, "a", zipfile.ZIP_DEFLATED) as zf:
-        with zf.open(zipfile.ZipInfo(f"{_norm(name)}/bomb.bin", date_time=(2026, 1, 1, 0, 0, 0)), "w",
-                     force_zip64=True) as fh:
+        info = zipfile.ZipInfo(f"{_norm(name)}/bomb.bin", date_time=(2026, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED  # a bare ZipInfo is ZIP_STORED: no bomb at all
+        info.external_attr = 0o644 << 16
+        with zf.open(info, "w", force_zip64=True) as fh:
             for _ in range(expanded // len(chunk)):
                 fh.write(chunk)
     return dist
@@ -130,13 +132,16 @@ def make_tar_bomb_sdist(out: Path, name: str, version: str, *, expanded: int = 5
     out.mkdir(parents=True, exist_ok=True)
     import gzip
 
-    with gzip.open(path, "wb", compresslevel=9, mtime=0) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
+    with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
         info = tarfile.TarInfo(f"{stem}/zeros.bin")
         info.size = expanded
 
         class Zeros(io.RawIOBase):
             def __init__(self, n: int) -> None:
                 self.left = n
+
+            def readable(self) -> bool:  # io.BufferedReader needs a readable raw stream
+                return True
 
             def readinto(self, b):  # type: ignore[no-untyped-def]
                 n = min(len(b), self.left)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from moorage import __version__
 from moorage.config import ConfigError, Settings, load_settings
@@ -21,7 +22,9 @@ from moorage.services.context import Context, open_context
 
 EXIT_DENIED = 3
 EXIT_NOT_FOUND = 4
-err = Console(stderr=True, highlight=False)
+# Messages carry user text (names, config keys such as [upload], file paths): no markup, and
+# no line breaks inserted at the terminal width, so each message stays one greppable line.
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -142,11 +145,17 @@ def cmd_token_list(args: argparse.Namespace) -> int:
         } for t in infos], indent=2))
         return 0
     table = Table("id", "scope", "created", "expires", "state", "description")
+    # The id is what `token revoke` takes: never cut it short. Project names fold, not truncate.
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = max((len(t.id) for t in infos), default=2)
+    table.columns[1].overflow = "fold"
+    table.columns[5].overflow = "fold"
     now = ctx.clock.now()
     for t in infos:
         state = "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now else "active")
-        table.add_row(t.id, ", ".join(t.projects) or "all projects", f"{t.created_at:%Y-%m-%d %H:%M}",
-                      f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never", state, t.description)
+        # Text, not str: descriptions are user text and must not be read as rich markup.
+        table.add_row(Text(t.id), Text(", ".join(t.projects) or "all projects"), f"{t.created_at:%Y-%m-%d %H:%M}",
+                      f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never", state, Text(t.description))
     Console().print(table)
     return 0
 

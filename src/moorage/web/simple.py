@@ -126,6 +126,8 @@ class PageCache:
     def __init__(self, db: Database, check_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._db = db
         self._pages: dict[str, Page] = {}
+        # Names known not to exist, so scanners and typos do not reach the database each time.
+        self._missing: set[str] = set()
         self._interval = check_interval
         self._clock = clock
         self._checked_at = -1e9
@@ -139,6 +141,7 @@ class PageCache:
         self._pages.pop(INDEX, None)
         for name in projects:
             self._pages.pop(name, None)
+            self._missing.discard(name)
         self._checked_at = -1e9  # read the serial afresh on the next request
 
     def sync(self) -> None:
@@ -154,6 +157,7 @@ class PageCache:
             self._pages.pop(INDEX, None)
             for name in changed:
                 self._pages.pop(name, None)
+            self._missing.clear()
             self._seen_serial = newest
             self.global_serial = newest
 
@@ -162,12 +166,19 @@ class PageCache:
         self.sync()
         return self._pages.get(key)
 
+    def known_missing(self, key: str) -> bool:
+        return key in self._missing
+
     def build_project(self, name: str) -> Page | None:
         """Render a project's page from the database (call off the event loop)."""
         generation = self._generation
         with self._db.read() as conn:
             view = load_project(conn, name)
         if view is None:
+            if generation == self._generation:
+                if len(self._missing) >= 10_000:
+                    self._missing.clear()
+                self._missing.add(name)
             return None
         html, body = render_project_html(view), render_project_json(view)
         page = Page(view.last_serial, Rendered(html, _etag(html)), Rendered(body, _etag(body)))

@@ -46,6 +46,9 @@ class SimpleAPI:
 
     async def _page(self, scope: dict, send: object, key: str) -> None:  # type: ignore[type-arg]
         page: Page | None = self.cache.get(key)
+        if page is None and self.cache.known_missing(key):
+            await _send(send, 404, [], _NOT_FOUND, scope["method"])
+            return
         if page is None:
             if key == INDEX:
                 page = await to_thread.run_sync(self.cache.build_index)

@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("project_id", "user_id", name="pk_roles"),
         sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name="fk_roles_project_id_projects"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_roles_user_id_users"),
-        sa.CheckConstraint("role in ('owner', 'maintainer')", name="ck_roles_role"),
+        sa.CheckConstraint("role in ('owner', 'maintainer')", name=op.f("ck_roles_role")),
     )
     op.create_table(
         "releases",
@@ -102,7 +102,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name="fk_files_project_id_projects"),
         sa.ForeignKeyConstraint(["uploader_id"], ["users.id"], name="fk_files_uploader_id_users"),
         sa.UniqueConstraint("filename", name="uq_files_filename"),
-        sa.CheckConstraint("packagetype in ('sdist', 'bdist_wheel')", name="ck_files_packagetype"),
+        sa.CheckConstraint("packagetype in ('sdist', 'bdist_wheel')", name=op.f("ck_files_packagetype")),
     )
     op.create_index("ix_files_release_id", "files", ["release_id"])
     op.create_index("ix_files_project_id", "files", ["project_id"])
