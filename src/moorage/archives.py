@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import posixpath
+import re
 import stat
 import tarfile
 import zipfile
@@ -20,6 +21,8 @@ from moorage.domain.decisions import Decision, Denied
 from moorage.domain.filenames import DistFilename
 from moorage.domain.names import normalize
 from moorage.domain.policy import UploadPolicy
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +42,10 @@ def _invalid(reason: str) -> Denied:
 def _check_member_name(name: str) -> list[str]:
     if not name or "\x00" in name:
         raise _unsafe(f"archive member {name!r} has an empty name or a NUL byte")
-    if name.startswith("/") or "\\" in name or (len(name) > 1 and name[1] == ":"):
+    if name.startswith("/") or _DRIVE.match(name):
         raise _unsafe(f"archive member {name!r} has an absolute path")
+    if "\\" in name:
+        raise _unsafe(f"archive member {name!r} has a backslash in its path (archives separate with '/')")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise _unsafe(f"archive member {name!r} points outside the archive ('..')")

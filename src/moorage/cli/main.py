@@ -8,7 +8,6 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table

@@ -57,12 +57,17 @@ def parse_filename(filename: str, filetype: str) -> DistFilename:
         except InvalidSdistFilename as exc:
             raise _deny(f"invalid sdist filename {filename!r}: {exc}") from None
         stem = filename[: -len(".tar.gz")]
-        name_part = stem.rsplit("-", 1)[0]
+        name_part, version_part = stem.rsplit("-", 1)
         expected = re.sub(r"[-_.]+", "_", name_part).lower()
         if name_part != expected:
             raise _deny(
                 f"invalid sdist filename {filename!r}: the name part must be normalized "
                 f"as {expected!r} (PEP 625)"
+            )
+        if version_part != str(version):
+            raise _deny(
+                f"invalid sdist filename {filename!r}: the version part must be normalized "
+                f"as {str(version)!r} (PEP 625)"
             )
         return DistFilename(filename, name_part, version, "sdist", "source")
     raise Denied(

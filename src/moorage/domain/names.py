@@ -9,7 +9,8 @@ from packaging.utils import canonicalize_name
 from moorage.domain.decisions import Decision
 
 # PEP 508 / core metadata "Name": ASCII letters and digits, with . _ - inside.
-_VALID_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+# re.ASCII: without it IGNORECASE lets [A-Z] match the long s, the Kelvin sign and dotless i.
+_VALID_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE | re.ASCII)
 _SEPARATORS = re.compile(r"[-_.]+")
 # Characters that are easy to confuse when read: fold them to one representative.
 _CONFUSABLE = str.maketrans({"l": "1", "i": "1", "o": "0"})
@@ -17,7 +18,8 @@ MAX_NAME_LENGTH = 100
 
 
 def is_valid_name(name: str) -> bool:
-    return len(name) <= MAX_NAME_LENGTH and bool(_VALID_NAME.match(name))
+    # fullmatch: with match() and $, a trailing newline would pass ("foo\n").
+    return len(name) <= MAX_NAME_LENGTH and bool(_VALID_NAME.fullmatch(name))
 
 
 def normalize(name: str) -> str:
@@ -55,6 +57,14 @@ def check_new_name(
         return Decision.deny(
             "prohibited-name", f"the name {normalize(name)!r} is prohibited on this index", status=400
         )
+    key = similarity_key(name)
+    for banned in sorted(prohibited):
+        if similarity_key(banned) == key:
+            return Decision.deny(
+                "prohibited-name",
+                f"the name {name!r} is too similar to the prohibited name {banned!r}",
+                status=400,
+            )
     if similar_existing is not None:
         return Decision.deny(
             "similar-name",

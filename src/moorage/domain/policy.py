@@ -40,24 +40,47 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
+def _over(size: int, limit: int) -> tuple[str, str]:
+    """``size`` and ``limit`` for an "over the limit" message, in bytes when rounding would
+    make the size look no larger than the limit (64.0001 KiB and 64 KiB both read "64 KiB")."""
+    shown, limit_shown = _size(size), _size(limit)
+    if _shown_bytes(shown) <= _shown_bytes(limit_shown):
+        return f"{size} bytes", f"{limit} bytes"
+    return shown, limit_shown
+
+
+def _shown_bytes(text: str) -> float:
+    number, unit = text.split()
+    return float(number) * {"bytes": 1, "KiB": 1024, "MiB": MiB, "GiB": GiB}[unit]
+
+
 def check_file_size(size: int, policy: UploadPolicy) -> Decision:
     if size > policy.max_file_size:
+        shown, limit = _over(size, policy.max_file_size)
         return Decision.deny(
-            "file-size-limit",
-            f"the file is {_size(size)}; the limit is {_size(policy.max_file_size)} per file",
-            status=400,
+            "file-size-limit", f"the file is {shown}; the limit is {limit} per file", status=400
         )
     if size == 0:
         return Decision.deny("empty-file", "the file is empty", status=400)
     return Decision.allow()
 
 
+def file_over_limit(policy: UploadPolicy) -> Decision:
+    """The refusal for a file that passed the limit while it was received (its size is unknown)."""
+    return Decision.deny(
+        "file-size-limit",
+        f"the file is larger than {_size(policy.max_file_size)}; "
+        f"the limit is {_size(policy.max_file_size)} per file",
+        status=400,
+    )
+
+
 def check_project_size(current_total: int, size: int, policy: UploadPolicy) -> Decision:
     if current_total + size > policy.max_project_size:
+        shown, limit = _over(current_total + size, policy.max_project_size)
         return Decision.deny(
             "project-size-limit",
-            f"the project would grow to {_size(current_total + size)}; "
-            f"the limit is {_size(policy.max_project_size)} per project",
+            f"the project would grow to {shown}; the limit is {limit} per project",
             status=400,
         )
     return Decision.allow()
@@ -75,8 +98,16 @@ class TokenView:
 
 
 def check_token(token: TokenView | None, now: datetime) -> Decision:
-    if token is None or token.revoked_at is not None:
+    if token is None:
         return Decision.deny("invalid-token", "invalid or non-existent authentication information", status=403)
+    if token.revoked_at is not None:
+        # Only the holder of the token's secret gets here, so naming it tells nobody else anything.
+        # The rule stays "invalid-token"; the reason says why.
+        return Decision.deny(
+            "invalid-token",
+            f"the API token {token.token_id} was revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC",
+            status=403,
+        )
     if token.expires_at is not None and now >= token.expires_at:
         return Decision.deny(
             "token-expired",

@@ -17,7 +17,13 @@ from moorage.domain.decisions import Decision, Denied, bad_request
 from moorage.domain.filenames import parse_filename
 from moorage.domain.metadata import CoreMetadata, check_agreement, parse_metadata
 from moorage.domain.names import check_new_name, normalize, similarity_key
-from moorage.domain.policy import check_file_size, check_project_size, check_token, check_upload_scope
+from moorage.domain.policy import (
+    check_file_size,
+    check_project_size,
+    check_token,
+    check_upload_scope,
+    file_over_limit,
+)
 from moorage.services.accounts import find_token
 from moorage.services.context import Context
 from moorage.services.events import append_event
@@ -99,8 +105,7 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
     try:
         staged = ctx.blobs.receive(content, policy.max_file_size)
     except BlobTooLarge:
-        _refuse(check_file_size(policy.max_file_size + 1, policy))
-        raise  # unreachable: the rule always refuses past the limit
+        raise Denied(file_over_limit(policy)) from None
     staged_all = [staged]
     try:
         _check_digests(form, staged)
@@ -169,14 +174,17 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
     now = ctx.clock.now()
     project = normalize(meta.name)
     with ctx.db.write() as conn:
-        row = conn.execute(
-            sa.select(projects.c.id, projects.c.total_size)
-            .where(projects.c.normalized_name == project).with_for_update()
-        ).first()
+        # One statement, so one snapshot: under READ COMMITTED a project committed between
+        # two separate look-ups would otherwise show up as a look-alike of itself.
+        found = conn.execute(
+            sa.select(projects.c.id, projects.c.name, projects.c.normalized_name, projects.c.total_size)
+            .where(sa.or_(projects.c.normalized_name == project,
+                          projects.c.similarity_key == similarity_key(meta.name)))
+            .with_for_update()
+        ).all()
+        row = next((r for r in found if r.normalized_name == project), None)
         if row is None:
-            similar = conn.execute(
-                sa.select(projects.c.name).where(projects.c.similarity_key == similarity_key(meta.name))
-            ).scalar()
+            similar = found[0].name if found else None
             _refuse(check_new_name(meta.name, prohibited=policy.prohibited_names, similar_existing=similar))
             project_id = conn.execute(projects.insert().values(
                 name=meta.name, normalized_name=project, similarity_key=similarity_key(meta.name),

@@ -33,6 +33,8 @@ def choose(accept: str | None) -> str:
                     q = float(value.strip())
                 except ValueError:
                     q = 0.0
+                if not 0.0 <= q <= 1.0:  # also NaN: an unreadable weight is no weight
+                    q = 0.0
         if q <= 0:
             continue
         if media in _PREFERENCE:

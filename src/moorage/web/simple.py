@@ -7,6 +7,7 @@ a commit changes the project: at once in this process (an after-commit hook), an
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import time
@@ -37,10 +38,26 @@ def _etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-@dataclass(frozen=True, slots=True)
+GZIP_MIN_SIZE = 1024
+
+
+@dataclass(slots=True)
 class Rendered:
     body: bytes
     etag: str
+    _gzipped: bytes | None = None
+
+    def gzipped(self) -> bytes | None:
+        """The body compressed once (mtime 0, so the bytes are stable), if worth it."""
+        if len(self.body) < GZIP_MIN_SIZE:
+            return None
+        if self._gzipped is None:
+            self._gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gzipped
+
+    @property
+    def gzip_etag(self) -> str:
+        return self.etag[:-1] + '-gz"'
 
 
 @dataclass(slots=True)

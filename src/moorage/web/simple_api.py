@@ -60,24 +60,48 @@ class SimpleAPI:
             return
         accept = None
         if_none_match = None
+        wants_gzip = False
         for hname, hvalue in scope["headers"]:
             if hname == b"accept":
                 accept = hvalue.decode("latin-1")
             elif hname == b"if-none-match":
                 if_none_match = hvalue.decode("latin-1")
+            elif hname == b"accept-encoding":
+                wants_gzip = _accepts_gzip(hvalue)
         media = choose(accept)
         rendered = page.pick(media)
+        body = rendered.body
+        etag = rendered.etag
+        compressed = rendered.gzipped() if wants_gzip else None
+        if compressed is not None:
+            body, etag = compressed, rendered.gzip_etag
         headers: Headers = [
-            (b"etag", rendered.etag.encode()),
+            (b"etag", etag.encode()),
             (b"vary", b"Accept, Accept-Encoding"),
             (b"cache-control", b"max-age=0, must-revalidate"),
             (b"x-pypi-last-serial", str(page.serial).encode()),
         ]
-        if if_none_match and _etag_matches(if_none_match, rendered.etag):
+        if if_none_match and _etag_matches(if_none_match, etag):
             await _send(send, 304, headers, b"", "HEAD")
             return
         headers.append((b"content-type", content_type(media).encode()))
-        await _send(send, 200, headers, rendered.body, method)
+        if compressed is not None:
+            headers.append((b"content-encoding", b"gzip"))
+        await _send(send, 200, headers, body, method)
+
+
+def _accepts_gzip(value: bytes) -> bool:
+    for part in value.lower().split(b","):
+        coding, _, params = part.strip().partition(b";")
+        if coding.strip() in (b"gzip", b"*"):
+            q = params.strip()
+            if not q.startswith(b"q="):
+                return True
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+    return False
 
 
 def _etag_matches(header: str, etag: str) -> bool:
