@@ -79,7 +79,8 @@ def parse_metadata(raw: bytes) -> CoreMetadata:
         metadata_version=mv,
         name=meta.name,
         version=meta.version,
-        requires_python=str(meta.requires_python) if meta.requires_python is not None else None,
+        # Served as the author wrote it (validated above), as PyPI does.
+        requires_python=raw_fields["requires_python"].strip() if raw_fields.get("requires_python") else None,
         dynamic=frozenset(d.lower() for d in (meta.dynamic or [])),
         fields=fields,
     )
