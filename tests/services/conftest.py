@@ -51,7 +51,8 @@ def pg_database() -> Iterator[str]:
     try:
         admin = _pg_connect(PG_MAINTENANCE_DB)
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        reason = f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {exc}".strip()
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {first_line}"
         if os.environ.get("CI"):
             pytest.fail(f"{reason} (CI is set, so the PostgreSQL tests may not be skipped)",
                         pytrace=False)

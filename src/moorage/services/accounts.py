@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from moorage.domain.decisions import bad_request
 from moorage.domain.names import check_name, normalize
@@ -51,19 +52,26 @@ def add_user(ctx: Context, name: str, *, password: str | None, is_admin: bool = 
     if not _USER_NAME.match(name):
         raise bad_request("invalid-user-name", f"{name!r} is not a valid user name: letters, digits, . _ -")
     now = ctx.clock.now()
-    with ctx.db.write() as conn:
-        if conn.execute(sa.select(users.c.id).where(users.c.name == name)).first():
-            raise bad_request("user-exists", f"the user {name!r} already exists")
-        uid = conn.execute(
-            users.insert().values(
-                name=name,
-                password_hash=_hasher.hash(password) if password else None,
-                is_admin=is_admin,
-                created_at=now,
-            ).returning(users.c.id)
-        ).scalar_one()
-        append_event(conn, now=now, actor=actor, action="user-created", subject=f"user:{name}",
-                     payload={"user": name, "admin": is_admin})
+    # Hashed before the transaction: argon2 is slow on purpose, the write lock need not wait.
+    password_hash = _hasher.hash(password) if password else None
+    exists = bad_request("user-exists", f"the user {name!r} already exists")
+    try:
+        with ctx.db.write() as conn:
+            if conn.execute(sa.select(users.c.id).where(users.c.name == name)).first():
+                raise exists
+            uid = conn.execute(
+                users.insert().values(
+                    name=name,
+                    password_hash=password_hash,
+                    is_admin=is_admin,
+                    created_at=now,
+                ).returning(users.c.id)
+            ).scalar_one()
+            append_event(conn, now=now, actor=actor, action="user-created", subject=f"user:{name}",
+                         payload={"user": name, "admin": is_admin})
+    except IntegrityError:
+        # A concurrent add_user of the same name committed first (the unique name decides).
+        raise exists from None
     return int(uid)
 
 

@@ -14,6 +14,14 @@ from moorage.store.tables import events, projects
 _EVENT_LOCK_KEY = 0x6D6F6F72  # "moor"
 
 
+def lock_event_log(conn: Connection) -> None:
+    """Wait for the transactions that are appending events, and hold off new ones until this
+    transaction ends. PostgreSQL: an advisory transaction lock; SQLite writers already hold
+    the one write lock (BEGIN IMMEDIATE), so there is nothing more to take."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
+
+
 def append_event(
     conn: Connection,
     *,
@@ -24,8 +32,7 @@ def append_event(
     project: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> int:
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
+    lock_event_log(conn)
     serial = conn.execute(
         events.insert()
         .values(created_at=now, actor=actor, action=action, project=project, subject=subject,

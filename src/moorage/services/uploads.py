@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import dataclass
 from typing import IO, Literal
 
@@ -26,9 +27,11 @@ from moorage.domain.policy import (
 )
 from moorage.services.accounts import find_token
 from moorage.services.context import Context
-from moorage.services.events import append_event
+from moorage.services.events import append_event, lock_event_log
 from moorage.store.blobs import BlobTooLarge, StagedBlob
 from moorage.store.tables import filename_registry, files, projects, releases, roles
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -158,14 +161,34 @@ def _already_there(ctx: Context, known_sha: str, staged: StagedBlob, project: st
 
 
 def _abandon(ctx: Context, staged: list[StagedBlob]) -> None:
-    with ctx.db.read() as conn:
-        for blob in staged:
-            referenced = blob.created and conn.execute(
-                sa.select(files.c.id).where(
-                    sa.or_(files.c.sha256 == blob.sha256, files.c.metadata_sha256 == blob.sha256)
-                ).limit(1)
-            ).first() is not None
-            ctx.blobs.abandon(blob, still_referenced=referenced)
+    """Remove what a failed upload added to the blob store, unless a committed file uses it.
+
+    The check and the removal happen inside a writer's transaction that holds the event
+    lock: a concurrent upload that placed the same bytes either committed before the check
+    (so the blob is kept) or commits after the removal (and its ``settle`` puts the bytes
+    back from its own temporary file). Never between the two."""
+    ours = [blob for blob in staged if blob.created]
+    for blob in staged:
+        if not blob.created:
+            ctx.blobs.abandon(blob, still_referenced=True)  # only drops the temporary file
+    if not ours:
+        return
+    try:
+        with ctx.db.write() as conn:
+            lock_event_log(conn)
+            for blob in ours:
+                referenced = conn.execute(
+                    sa.select(files.c.id).where(
+                        sa.or_(files.c.sha256 == blob.sha256, files.c.metadata_sha256 == blob.sha256)
+                    ).limit(1)
+                ).first() is not None
+                ctx.blobs.abandon(blob, still_referenced=referenced)
+    except Exception:  # noqa: BLE001 - the upload's own error is the one to report
+        # Unsure whether anything uses the bytes: keep them (an orphan is harmless, a
+        # missing blob is not) and drop only the temporary files.
+        _log.warning("could not check the blobs of a failed upload; keeping them", exc_info=True)
+        for blob in ours:
+            ctx.blobs.abandon(blob, still_referenced=True)
 
 
 def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob | None, meta: CoreMetadata,

@@ -91,7 +91,9 @@ class FileBlobStore:
             staged.created = True
             _fsync_dir(final.parent)
         except FileExistsError:
-            staged.created = False
+            # Already there: placed by someone else, or by an earlier attempt of this
+            # staging (a retried transaction), which stays the one that created it.
+            pass
 
     def settle(self, staged: StagedBlob) -> None:
         """After the commit: make sure the bytes are in place, then drop the temporary file."""
