@@ -408,3 +408,24 @@ def test_refusal_then_success(ctx: Context, token: str, dists: Path) -> None:
     assert result.outcome == "created"
     assert [e.action for e in all_events(ctx)][-4:] == [
         "project-created", "role-added", "release-created", "file-added"]
+
+
+def test_an_identical_file_sent_under_another_project_is_refused(ctx: Context, token: str, dists: Path) -> None:
+    wheel = make_wheel(dists, "owner-proj", "1.0")
+    assert upload(ctx, token, wheel).outcome == "created"
+    before = snapshot(ctx)
+    with pytest.raises(Denied) as refused:
+        upload(ctx, token, wheel, name="other-proj")
+    assert refused.value.decision.rule == "filename-mismatch"
+    assert "owner-proj" in refused.value.decision.reason
+    assert snapshot(ctx) == before
+
+
+def test_an_upload_records_when_its_token_was_last_used(ctx: Context, clock: ManualClock, dists: Path) -> None:
+    accounts.add_user(ctx, "tokenuser", password=None)
+    token_id, secret = accounts.create_token(ctx, "tokenuser")
+    assert accounts.list_tokens(ctx, "tokenuser")[0].last_used_at is None
+    clock.advance(timedelta(minutes=5))
+    upload(ctx, secret, make_wheel(dists, "used-token", "1.0"))
+    [info] = accounts.list_tokens(ctx, "tokenuser")
+    assert info.id == token_id and info.last_used_at == clock.now()

@@ -19,6 +19,7 @@ from moorage.domain.filenames import parse_filename
 from moorage.domain.metadata import CoreMetadata, check_agreement, parse_metadata
 from moorage.domain.names import check_new_name, normalize, similarity_key
 from moorage.domain.policy import (
+    TokenView,
     check_file_size,
     check_project_size,
     check_token,
@@ -29,7 +30,7 @@ from moorage.services.accounts import find_token
 from moorage.services.context import Context
 from moorage.services.events import append_event, lock_event_log
 from moorage.store.blobs import BlobTooLarge, StagedBlob
-from moorage.store.tables import filename_registry, files, projects, releases, roles
+from moorage.store.tables import filename_registry, files, projects, releases, roles, tokens
 
 _log = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ def _check_digests(form: UploadForm, staged: StagedBlob) -> None:
     given = {"md5": form.md5_digest, "sha256": form.sha256_digest, "blake2_256": form.blake2_256_digest}
     actual = {"md5": staged.md5, "sha256": staged.sha256, "blake2_256": staged.blake2_256}
     if not any(given.values()):
-        raise bad_request("digest-missing", "include at least one message digest (sha256_digest, blake2_256_digest or md5_digest)")
+        raise bad_request("digest-missing",
+                          "include at least one message digest (sha256_digest, blake2_256_digest or md5_digest)")
     for kind, value in given.items():
         if value and not hmac.compare_digest(value.strip().lower(), actual[kind]):
             raise bad_request("digest-mismatch", f"the {kind} digest supplied does not match the uploaded file")
@@ -86,7 +88,8 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
         assert found is not None
         token_view, user_id = found
         if form.action not in (None, "file_upload"):
-            raise bad_request("unsupported-action", f"unsupported :action {form.action!r}; only file_upload is supported")
+            raise bad_request("unsupported-action",
+                              f"unsupported :action {form.action!r}; only file_upload is supported")
         if form.protocol_version != "1":
             raise bad_request("protocol-version", f"unsupported protocol_version {form.protocol_version!r}; use 1")
         if not form.name or not form.version:
@@ -113,12 +116,9 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
     try:
         _check_digests(form, staged)
         _refuse(check_file_size(staged.size, policy))
-        with ctx.db.read() as conn:
-            known = conn.execute(
-                sa.select(filename_registry.c.sha256).where(filename_registry.c.filename == dist.filename)
-            ).scalar()
+        known = _registered(ctx, dist.filename)
         if known is not None:
-            return _already_there(ctx, known, staged, project, dist.filename)
+            return _already_there(known, staged, project, dist.filename)
 
         info = archives.inspect(staged.temp, dist, policy)
         meta = parse_metadata(info.metadata)
@@ -131,16 +131,13 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
         for attempt in range(2):
             try:
                 serial = _commit_upload(ctx, staged, metadata_blob, meta, dist.packagetype,
-                                        dist.python_version, dist.filename, user_id, token_view.user_name)
+                                        dist.python_version, dist.filename, user_id, token_view)
                 break
             except IntegrityError:
                 # A concurrent writer won a unique constraint; re-check against what it wrote.
-                with ctx.db.read() as conn:
-                    known = conn.execute(
-                        sa.select(filename_registry.c.sha256).where(filename_registry.c.filename == dist.filename)
-                    ).scalar()
+                known = _registered(ctx, dist.filename)
                 if known is not None:
-                    return _already_there(ctx, known, staged, project, dist.filename)
+                    return _already_there(known, staged, project, dist.filename)
                 if attempt == 1:
                     raise
         for blob in staged_all:
@@ -153,7 +150,21 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
     return UploadResult("created", project, dist.filename, staged.sha256, serial)
 
 
-def _already_there(ctx: Context, known_sha: str, staged: StagedBlob, project: str, filename: str) -> UploadResult:
+def _registered(ctx: Context, filename: str) -> tuple[str, str] | None:
+    """(sha256, project) of a filename ever accepted, or None."""
+    with ctx.db.read() as conn:
+        row = conn.execute(
+            sa.select(filename_registry.c.sha256, filename_registry.c.project)
+            .where(filename_registry.c.filename == filename)
+        ).first()
+    return (row.sha256, row.project) if row else None
+
+
+def _already_there(known: tuple[str, str], staged: StagedBlob, project: str, filename: str) -> UploadResult:
+    known_sha, known_project = known
+    if known_project != project:
+        raise bad_request("filename-mismatch", f"the file {filename} belongs to the project {known_project!r}, "
+                          f"not {project!r}")
     if known_sha == staged.sha256:
         return UploadResult("exists", project, filename, staged.sha256, None)
     raise bad_request("file-exists", "File already exists: a file of this name was uploaded before "
@@ -192,8 +203,9 @@ def _abandon(ctx: Context, staged: list[StagedBlob]) -> None:
 
 
 def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob | None, meta: CoreMetadata,
-                   packagetype: str, python_version: str, filename: str, user_id: int, actor: str) -> int:
+                   packagetype: str, python_version: str, filename: str, user_id: int, token: TokenView) -> int:
     policy = ctx.settings.upload
+    actor = token.user_name
     now = ctx.clock.now()
     project = normalize(meta.name)
     with ctx.db.write() as conn:
@@ -261,6 +273,7 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
             filename=filename, sha256=staged.sha256, project=project, registered_at=now))
         conn.execute(projects.update().where(projects.c.id == project_id)
                      .values(total_size=projects.c.total_size + staged.size))
+        conn.execute(tokens.update().where(tokens.c.id == token.token_id).values(last_used_at=now))
         return append_event(
             conn, now=now, actor=actor, action="file-added", subject=f"file:{filename}", project=project,
             payload={"project": project, "version": str(meta.version), "filename": filename,
