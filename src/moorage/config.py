@@ -78,6 +78,8 @@ class Settings:
     upload: UploadPolicy = field(default_factory=UploadPolicy)
     # How often a process looks for changes written by other processes (page caches).
     cache_check_interval: float = 0.005
+    # Rendered simple pages kept in memory per process; the oldest go first past this.
+    page_cache_size: int = 128 * 1024 * 1024
     config_file: Path | None = None
 
     @property
@@ -158,12 +160,15 @@ def load_settings(
     file_workers = _integer(server.pop("workers"), "server.workers", minimum=1) if "workers" in server else None
     interval = (_number(server.pop("cache_check_interval"), "server.cache_check_interval")
                 if "cache_check_interval" in server else settings.cache_check_interval)
+    cache_size = (parse_size(server.pop("page_cache_size"), "server.page_cache_size")
+                  if "page_cache_size" in server else settings.page_cache_size)
     settings = replace(
         settings,
         host=host or file_host or settings.host,
         port=int(port or file_port or settings.port),
         workers=int(workers or file_workers or settings.workers),
         cache_check_interval=interval,
+        page_cache_size=cache_size,
         upload=_upload_policy(upload),
     )
     server.pop("host", None), server.pop("port", None), server.pop("workers", None)

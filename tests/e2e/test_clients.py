@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.request
-from urllib.parse import urljoin
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
@@ -91,7 +91,8 @@ def test_uv_publish_and_check_url(server: Server, unique: str, dists: Path) -> N
     assert first.returncode == 0, first.stdout + first.stderr
     again = clients.run([*args[:-2], "--check-url", server.simple, *map(str, files)])
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "already exists" in (again.stdout + again.stderr).lower() or "skipping" in (again.stdout + again.stderr).lower()
+    said = (again.stdout + again.stderr).lower()
+    assert "already exists" in said or "skipping" in said, said
     plain_again = clients.run(args)
     assert plain_again.returncode == 0, plain_again.stdout + plain_again.stderr
     page = urllib.request.urlopen(server.simple + name + "/").read().decode()

@@ -61,7 +61,8 @@ def uv_pip_install(python: Path, index_url: str, *requirements: str) -> subproce
 def installed(python: Path) -> dict[str, str]:
     """name -> version of what is installed in that environment."""
     code = ("import importlib.metadata as m, json; "
-            "import re; print(json.dumps({re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version for d in m.distributions()}))")
+            "import re; print(json.dumps({re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version "
+            "for d in m.distributions()}))")
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True, timeout=60)
     import json
 

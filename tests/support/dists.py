@@ -69,7 +69,8 @@ def make_wheel(out: Path, name: str, version: str, *, requires: list[str] | None
     members: dict[str, bytes] = {
         f"{module}/__init__.py": (module_body or f"__version__ = {version!r}\n").encode(),
         f"{dist_info}/METADATA": meta,
-        f"{dist_info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: moorage-tests\nRoot-Is-Purelib: true\nTag: {tag}\n".encode(),
+        f"{dist_info}/WHEEL": (f"Wheel-Version: 1.0\nGenerator: moorage-tests\nRoot-Is-Purelib: true\n"
+                               f"Tag: {tag}\n").encode(),
     }
     members.update(extra_members or {})
     record = "\n".join(_record_line(p, d) for p, d in members.items()) + f"\n{dist_info}/RECORD,,\n"

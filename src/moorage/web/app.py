@@ -22,7 +22,7 @@ from moorage.web.simple_api import SimpleAPI
 class MoorageApp:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.cache = PageCache(ctx.db, ctx.settings.cache_check_interval)
+        self.cache = PageCache(ctx.db, ctx.settings.cache_check_interval, max_bytes=ctx.settings.page_cache_size)
         ctx.hooks.append(self.cache.invalidate)
         self.simple = SimpleAPI(self.cache)
         files = FileViews(ctx)

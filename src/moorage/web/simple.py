@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,10 @@ class Page:
     serial: int
     html: Rendered
     json: Rendered
+
+    @property
+    def size(self) -> int:
+        return len(self.html.body) + len(self.json.body)
 
     def pick(self, media: str) -> Rendered:
         return self.json if media == JSON_V1 else self.html
@@ -140,9 +145,13 @@ def render_index_json(names: list[tuple[str, str]], serial: int) -> bytes:
 
 
 class PageCache:
-    def __init__(self, db: Database, check_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, db: Database, check_interval: float, clock: Callable[[], float] = time.monotonic,
+                 max_bytes: int = 128 * 1024 * 1024) -> None:
         self._db = db
         self._pages: dict[str, Page] = {}
+        self._bytes = 0
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()  # renders store from worker threads
         # Names known not to exist, so scanners and typos do not reach the database each time.
         self._missing: set[str] = set()
         self._interval = check_interval
@@ -155,9 +164,9 @@ class PageCache:
     # -- invalidation --------------------------------------------------------------------
     def invalidate(self, projects: set[str]) -> None:
         self._generation += 1
-        self._pages.pop(INDEX, None)
+        self._drop(INDEX)
         for name in projects:
-            self._pages.pop(name, None)
+            self._drop(name)
             self._missing.discard(name)
         self._checked_at = -1e9  # read the serial afresh on the next request
 
@@ -171,12 +180,34 @@ class PageCache:
             newest, changed = changed_projects_since(conn, self._seen_serial)
         if newest != self._seen_serial:
             self._generation += 1
-            self._pages.pop(INDEX, None)
+            self._drop(INDEX)
             for name in changed:
-                self._pages.pop(name, None)
+                self._drop(name)
             self._missing.clear()
             self._seen_serial = newest
             self.global_serial = newest
+
+    def _drop(self, key: str) -> None:
+        with self._lock:
+            page = self._pages.pop(key, None)
+            if page is not None:
+                self._bytes -= page.size
+
+    def _store(self, key: str, page: Page) -> None:
+        with self._lock:
+            old = self._pages.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._pages[key] = page
+            self._bytes += page.size
+            # Bounded memory: the pages cached longest go first (they are re-rendered on demand).
+            while self._bytes > self._max_bytes and len(self._pages) > 1:
+                evicted = self._pages.pop(next(iter(self._pages)))
+                self._bytes -= evicted.size
+
+    @property
+    def cached_bytes(self) -> int:
+        return self._bytes
 
     # -- lookups -------------------------------------------------------------------------
     def get(self, key: str) -> Page | None:
@@ -200,7 +231,7 @@ class PageCache:
         html, body = render_project_html(view), render_project_json(view)
         page = Page(view.last_serial, Rendered(html, _etag(html)), Rendered(body, _etag(body)))
         if generation == self._generation:
-            self._pages[name] = page
+            self._store(name, page)
         return page
 
     def build_index(self) -> Page:
@@ -211,7 +242,7 @@ class PageCache:
         html, body = render_index_html(names), render_index_json(names, serial)
         page = Page(serial, Rendered(html, _etag(html)), Rendered(body, _etag(body)))
         if generation == self._generation:
-            self._pages[INDEX] = page
+            self._store(INDEX, page)
         return page
 
 
