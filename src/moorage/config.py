@@ -80,6 +80,8 @@ class Settings:
     cache_check_interval: float = 0.005
     # Rendered simple pages kept in memory per process; the oldest go first past this.
     page_cache_size: int = 128 * 1024 * 1024
+    # Render the simple pages in the background at start (up to page_cache_size).
+    warm_cache: bool = True
     config_file: Path | None = None
 
     @property
@@ -162,8 +164,12 @@ def load_settings(
                 if "cache_check_interval" in server else settings.cache_check_interval)
     cache_size = (parse_size(server.pop("page_cache_size"), "server.page_cache_size")
                   if "page_cache_size" in server else settings.page_cache_size)
+    warm = server.pop("warm_cache", settings.warm_cache)
+    if not isinstance(warm, bool):
+        raise ConfigError(f"server.warm_cache: expected true or false, got {warm!r}")
     settings = replace(
         settings,
+        warm_cache=warm,
         host=host or file_host or settings.host,
         port=int(port or file_port or settings.port),
         workers=int(workers or file_workers or settings.workers),

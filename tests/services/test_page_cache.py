@@ -59,3 +59,20 @@ def test_the_cache_stays_within_its_byte_budget(ctx: Context, token: str, dists:
         assert cache.cached_bytes <= budget
     assert cache.get("bounded5") is not None  # the newest stay
     assert cache.get("bounded0") is None  # the oldest went first
+
+
+def test_warming_renders_the_most_recently_changed_projects_first(ctx: Context, token: str,
+                                                                  dists: Path) -> None:
+    for i in range(5):
+        upload(ctx, token, make_wheel(dists, f"warm{i}", "1.0"))
+    probe = PageCache(ctx.db, check_interval=3600).build_project("warm0")
+    assert probe is not None
+    cache = PageCache(ctx.db, check_interval=3600, max_bytes=probe.size * 3)
+    rendered = cache.warm()
+    assert 1 <= rendered <= 4
+    assert cache.get("warm4") is not None and cache.get("warm3") is not None
+    assert cache.get("warm0") is None
+    assert cache.cached_bytes <= probe.size * 3
+    everything = PageCache(ctx.db, check_interval=3600)
+    assert everything.warm() == 5
+    assert all(everything.get(f"warm{i}") is not None for i in range(5))

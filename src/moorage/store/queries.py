@@ -109,3 +109,10 @@ def changed_projects_since(conn: Connection, serial: int) -> tuple[int, set[str]
 
 def global_serial(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.serial), 0))).scalar_one())
+
+
+def projects_by_recent_change(conn: Connection) -> list[str]:
+    """Normalized names, the most recently changed first."""
+    return list(conn.execute(
+        sa.select(projects.c.normalized_name).order_by(projects.c.last_serial.desc())
+    ).scalars().all())

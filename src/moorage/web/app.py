@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -48,7 +50,17 @@ class MoorageApp:
 
 def create_app(ctx: Context) -> MoorageApp:
     reason.install()
-    return MoorageApp(ctx)
+    app = MoorageApp(ctx)
+    if ctx.settings.warm_cache:
+        threading.Thread(target=_warm, args=(app.cache,), name="moorage-warm-cache", daemon=True).start()
+    return app
+
+
+def _warm(cache: PageCache) -> None:
+    try:
+        cache.warm()
+    except Exception:  # a failed warm-up only means pages render on first request
+        logging.getLogger(__name__).exception("warming the page cache failed")
 
 
 def from_environment() -> MoorageApp:

@@ -24,6 +24,7 @@ from moorage.store.queries import (
     global_serial,
     load_project,
     project_names,
+    projects_by_recent_change,
 )
 from moorage.web.negotiation import HTML_V1, JSON_V1, TEXT_HTML
 
@@ -233,6 +234,27 @@ class PageCache:
         if generation == self._generation:
             self._store(name, page)
         return page
+
+    def warm(self) -> int:
+        """Render pages ahead of requests, most recently changed projects first, until the
+        byte budget is reached; returns how many were rendered. Runs in a background thread
+        at start, so the first installs after a restart do not pay for rendering."""
+        self.sync()
+        if self.get(INDEX) is None:
+            self.build_index()
+        with self._db.read() as conn:
+            names = projects_by_recent_change(conn)
+        rendered = 0
+        for name in names:
+            if name in self._pages:
+                continue
+            page = self.build_project(name)
+            if page is None:
+                continue
+            rendered += 1
+            if self._bytes + page.size > self._max_bytes:
+                break
+        return rendered
 
     def build_index(self) -> Page:
         generation = self._generation
