@@ -16,7 +16,7 @@ from rich.text import Text
 from moorage import __version__
 from moorage.config import ConfigError, Settings, load_settings
 from moorage.domain.decisions import Denied
-from moorage.services import accounts
+from moorage.services import accounts, roles
 from moorage.services.context import Context, open_context
 
 EXIT_DENIED = 3
@@ -166,6 +166,27 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_role_set(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    roles.set_role(ctx, args.project, args.user, args.role, actor="cli")
+    err.print(f"{args.user} is now {args.role} of {args.project}")
+    return 0
+
+
+def cmd_role_remove(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    roles.remove_role(ctx, args.project, args.user, actor="cli")
+    err.print(f"removed {args.user} from {args.project}")
+    return 0
+
+
+def cmd_role_list(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    for info in roles.list_roles(ctx, args.project):
+        print(f"{info.role}\t{info.user}")
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ctx = open_context(settings)
@@ -214,6 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
     _common(revoke)
     revoke.add_argument("id")
     revoke.set_defaults(func=cmd_token_revoke)
+
+    role = sub.add_parser("role", help="owners and maintainers of a project").add_subparsers(
+        dest="role_command", required=True)
+    rset = role.add_parser("set", help="make a user owner or maintainer of a project")
+    _common(rset)
+    rset.add_argument("project")
+    rset.add_argument("user")
+    rset.add_argument("--role", choices=["owner", "maintainer"], default="maintainer")
+    rset.set_defaults(func=cmd_role_set)
+    rremove = role.add_parser("remove", help="take a user's role on a project away")
+    _common(rremove)
+    rremove.add_argument("project")
+    rremove.add_argument("user")
+    rremove.set_defaults(func=cmd_role_remove)
+    rlist = role.add_parser("list", help="list a project's owners and maintainers")
+    _common(rlist)
+    rlist.add_argument("project")
+    rlist.set_defaults(func=cmd_role_list)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     upgrade = db.add_parser("upgrade", help="apply the database migrations")
