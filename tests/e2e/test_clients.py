@@ -120,3 +120,24 @@ def test_poetry_publish_to_a_configured_repository(server: Server, unique: str, 
     assert result.returncode == 0, result.stdout + result.stderr
     page = urllib.request.urlopen(server.simple + name + "/").read().decode()
     assert wheel.filename in page
+
+
+def test_hatch_publish(server: Server, unique: str, tmp_path: Path) -> None:
+    name = f"hatch-{unique}"
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "{name}"\nversion = "0.4.0"\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+    )
+    files = [make_wheel(project / "dist", name, "0.4.0").path, make_sdist(project / "dist", name, "0.4.0").path]
+    (tmp_path / "hatch-config.toml").write_text("")  # an empty config: nothing from the machine's
+    env = clients.clean_env(HATCH_DATA_DIR=str(tmp_path / "hatch-data"), HATCH_CACHE_DIR=str(tmp_path / "hatch-cache"),
+                            HATCH_CONFIG=str(tmp_path / "hatch-config.toml"))
+    hatch = clients.venv_bin("hatch")
+    args = [hatch, "publish", "--repo", server.legacy, "--user", "__token__", "--auth", server.admin_token,
+            "--no-prompt", *map(str, files)]
+    result = clients.run(args, env=env, cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = urllib.request.urlopen(server.simple + name + "/").read().decode()
+    assert all(f.name in page for f in files)
