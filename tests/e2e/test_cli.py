@@ -345,3 +345,23 @@ def test_serve_prints_the_admin_token_only_on_the_first_start(tmp_path: Path, di
     assert len(token_list_json(data, "admin")) == 1
     with sqlite3.connect(data / "moorage.db") as conn:
         assert conn.execute("select count(*) from users").fetchone() == (1,)
+
+
+def test_role_commands_let_a_maintainer_upload(server: Server, unique: str, dists: Path) -> None:
+    name = f"team-{unique}"
+    status, body = upload_status(server, server.admin_token, make_wheel(dists, name, "1.0"))
+    assert status == 200, body
+    user = f"maint{unique}"
+    server.cli("user", "add", user)
+    token = server.cli("token", "create", user).stdout.strip()
+    status, body = upload_status(server, token, make_wheel(dists, name, "1.1"))
+    assert status == 403 and "not an owner or maintainer" in body, (status, body)
+    server.cli("role", "set", name, user, "--role", "maintainer")
+    assert server.cli("role", "list", name).stdout.splitlines() == ["owner\tadmin", f"maintainer\t{user}"]
+    status, body = upload_status(server, token, make_wheel(dists, name, "1.1"))
+    assert status == 200, body
+    last_owner = server.cli("role", "remove", name, "admin", check=False)
+    assert last_owner.returncode == 3 and "only owner" in last_owner.stderr
+    server.cli("role", "remove", name, user)
+    status, body = upload_status(server, token, make_wheel(dists, name, "1.2"))
+    assert status == 403, (status, body)
