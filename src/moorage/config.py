@@ -10,9 +10,11 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from moorage.domain.lifecycle import LifecyclePolicy
 from moorage.domain.names import normalize
 from moorage.domain.policy import UploadPolicy
 
@@ -36,6 +38,42 @@ def parse_size(value: int | str, key: str) -> int:
         raise ConfigError(f"{key}: expected a size such as 100 or '100 MiB', got {value!r}")
     number, unit = match.groups()
     return int(float(number) * _UNITS[(unit or "b").lower()])
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: Any, key: str) -> timedelta:
+    """'14d', '72h', '30m', '45s', '2w', or a number of seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration such as '14d' or '72h', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(f"{key}: expected a duration such as '14d' or '72h', got {value!r}")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+    if seconds < 0:
+        raise ConfigError(f"{key}: a duration cannot be negative")
+    return timedelta(seconds=seconds)
+
+
+def _lifecycle_policy(section: dict[str, Any]) -> LifecyclePolicy:
+    base = LifecyclePolicy()
+    kwargs: dict[str, Any] = {}
+    for key in ("upload_window", "reopen_period"):
+        if key in section:
+            kwargs[key] = parse_duration(section.pop(key), f"policy.{key}")
+    if "close_on_newer_release" in section:
+        value = section.pop("close_on_newer_release")
+        if not isinstance(value, bool):
+            raise ConfigError(f"policy.close_on_newer_release: expected true or false, got {value!r}")
+        kwargs["close_on_newer_release"] = value
+    if section:
+        raise ConfigError(f"unknown keys in [policy]: {', '.join(sorted(section))}")
+    return replace(base, **kwargs)
 
 
 def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
@@ -76,6 +114,7 @@ class Settings:
     port: int = 8080
     workers: int = 1
     upload: UploadPolicy = field(default_factory=UploadPolicy)
+    lifecycle: LifecyclePolicy = field(default_factory=LifecyclePolicy)
     # How often a process looks for changes written by other processes (page caches).
     cache_check_interval: float = 0.005
     # Rendered simple pages kept in memory per process; the oldest go first past this.
@@ -141,6 +180,7 @@ def load_settings(
             raise ConfigError(f"configuration file {path}: {exc}") from None
     server = _table(doc, "server")
     upload = _table(doc, "upload")
+    lifecycle = _lifecycle_policy(_table(doc, "policy"))
     top_data_dir = doc.pop("data_dir", None)
     if top_data_dir is not None:
         top_data_dir = _string(top_data_dir, "data_dir")
@@ -176,8 +216,43 @@ def load_settings(
         cache_check_interval=interval,
         page_cache_size=cache_size,
         upload=_upload_policy(upload),
+        lifecycle=lifecycle,
     )
     server.pop("host", None), server.pop("port", None), server.pop("workers", None)
     if server:
         raise ConfigError(f"unknown keys in [server]: {', '.join(sorted(server))}")
     return settings
+
+
+def _duration_text(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def policy_rules(settings: Settings) -> list[dict[str, Any]]:
+    """The rules in force, with their configuration keys, for `moorage policy show`."""
+    life, up = settings.lifecycle, settings.upload
+    return [
+        {"rule": "upload-window", "key": "policy.upload_window", "value": _duration_text(life.upload_window),
+         "meaning": "a release accepts new files for this long after its first file"},
+        {"rule": "upload-window", "key": "policy.close_on_newer_release", "value": life.close_on_newer_release,
+         "meaning": "a release also closes once a newer version has a file"},
+        {"rule": "reopen-period", "key": "policy.reopen_period", "value": _duration_text(life.reopen_period),
+         "meaning": "an owner may reopen a closed release for at most this long (recorded, with a reason)"},
+        {"rule": "not-an-owner", "key": None, "value": "owners and admins",
+         "meaning": "who may yank, unyank and reopen"},
+        {"rule": "file-size-limit", "key": "upload.max_file_size", "value": up.max_file_size,
+         "meaning": "largest file, in bytes"},
+        {"rule": "project-size-limit", "key": "upload.max_project_size", "value": up.max_project_size,
+         "meaning": "all files of a project together, in bytes"},
+        {"rule": "unsafe-archive", "key": "upload.max_compression_ratio", "value": up.max_compression_ratio,
+         "meaning": f"an archive may expand this many times its size past {up.ratio_free_size} bytes, "
+                    f"and never past {up.max_uncompressed_size} bytes"},
+        {"rule": "prohibited-name", "key": "upload.prohibited_names", "value": sorted(up.prohibited_names),
+         "meaning": "names (and look-alikes of them) no one may register"},
+        {"rule": "file-exists", "key": None, "value": "never",
+         "meaning": "a filename once accepted is never reused for other bytes"},
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import secrets
 import sys
@@ -14,9 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from moorage import __version__
-from moorage.config import ConfigError, Settings, load_settings
-from moorage.domain.decisions import Denied
-from moorage.services import accounts, roles
+from moorage.config import ConfigError, Settings, load_settings, policy_rules
+from moorage.domain.decisions import Decision, Denied
+from moorage.services import accounts, lifecycle, roles
 from moorage.services.context import Context, open_context
 
 EXIT_DENIED = 3
@@ -187,6 +188,51 @@ def cmd_role_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_decision(decision: Decision, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(decision.as_dict()))
+    elif decision.reason:
+        err.print(decision.reason)
+
+
+def cmd_yank(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    done = lifecycle.yank(ctx, args.project, args.version, args.filename, reason=args.reason, as_user=args.as_user)
+    err.print(f"yanked {', '.join(done)}" if done else "nothing to yank: already yanked")
+    return 0
+
+
+def cmd_unyank(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    done = lifecycle.unyank(ctx, args.project, args.version, args.filename, as_user=args.as_user)
+    err.print(f"unyanked {', '.join(done)}" if done else "nothing to unyank: not yanked")
+    return 0
+
+
+def cmd_reopen(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    decision = lifecycle.reopen(ctx, args.project, args.version, reason=args.reason, days=args.days,
+                                as_user=args.as_user)
+    _print_decision(decision, args.json)
+    return 0
+
+
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    rules = policy_rules(settings)
+    if args.json:
+        print(json.dumps(rules, indent=2))
+        return 0
+    table = Table()
+    for column in ("rule", "setting", "value"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what it means", min_width=30)
+    for rule in rules:
+        table.add_row(Text(rule["rule"]), Text(rule["key"] or "-"), Text(str(rule["value"])), Text(rule["meaning"]))
+    Console(width=max(Console().width, 140)).print(table)
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ctx = open_context(settings)
@@ -254,6 +300,37 @@ def build_parser() -> argparse.ArgumentParser:
     rlist.add_argument("project")
     rlist.set_defaults(func=cmd_role_list)
 
+    yank = sub.add_parser("yank", help="yank a release or one of its files (PEP 592)")
+    _common(yank)
+    yank.add_argument("project")
+    yank.add_argument("version")
+    yank.add_argument("filename", nargs="?")
+    yank.add_argument("--reason")
+    yank.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
+    yank.set_defaults(func=cmd_yank)
+    unyank = sub.add_parser("unyank", help="take a yank back")
+    _common(unyank)
+    unyank.add_argument("project")
+    unyank.add_argument("version")
+    unyank.add_argument("filename", nargs="?")
+    unyank.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
+    unyank.set_defaults(func=cmd_unyank)
+    reopen = sub.add_parser("reopen", help="let a closed release accept new files for a while")
+    _common(reopen)
+    reopen.add_argument("project")
+    reopen.add_argument("version")
+    reopen.add_argument("--days", type=float, help="how long (default: the policy's reopen period)")
+    reopen.add_argument("--reason", required=True)
+    reopen.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
+    reopen.add_argument("--json", action="store_true")
+    reopen.set_defaults(func=cmd_reopen)
+
+    policy = sub.add_parser("policy", help="the rules in force").add_subparsers(dest="policy_command", required=True)
+    show = policy.add_parser("show", help="print the rules in force")
+    _common(show)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_policy_show)
+
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     upgrade = db.add_parser("upgrade", help="apply the database migrations")
     _common(upgrade)
@@ -270,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"moorage: configuration: {exc}")
         return 2
     except Denied as denied:
+        if getattr(args, "json", False):
+            print(json.dumps(denied.decision.as_dict()))
         err.print(f"moorage: refused ({denied.decision.rule}): {denied.decision.reason}")
         return EXIT_DENIED
     except accounts.NotFound as exc:

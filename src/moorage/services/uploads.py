@@ -5,10 +5,12 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Literal
 
 import sqlalchemy as sa
 from packaging.utils import canonicalize_version
+from packaging.version import Version
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -16,6 +18,7 @@ from moorage import archives
 from moorage.domain.clock import isoformat_z
 from moorage.domain.decisions import Decision, Denied, bad_request
 from moorage.domain.filenames import parse_filename
+from moorage.domain.lifecycle import check_upload_window, release_facts
 from moorage.domain.metadata import CoreMetadata, check_agreement, parse_metadata
 from moorage.domain.names import check_new_name, normalize, similarity_key
 from moorage.domain.policy import (
@@ -202,6 +205,14 @@ def _abandon(ctx: Context, staged: list[StagedBlob]) -> None:
             ctx.blobs.abandon(blob, still_referenced=True)
 
 
+def _upload_window(conn: Connection, ctx: Context, project: str, project_id: int, version: Version,
+                   now: datetime) -> Decision:
+    rows = conn.execute(sa.select(releases.c.version, releases.c.created_at, releases.c.reopened_until)
+                        .where(releases.c.project_id == project_id)).all()
+    facts = release_facts(project, [(Version(r.version), r.created_at, r.reopened_until) for r in rows])
+    return check_upload_window(facts[version], ctx.settings.lifecycle, now)
+
+
 def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob | None, meta: CoreMetadata,
                    packagetype: str, python_version: str, filename: str, user_id: int, token: TokenView) -> int:
     policy = ctx.settings.upload
@@ -253,6 +264,7 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
                          payload={"project": project, "version": str(meta.version)})
         else:
             release_id = release.id
+            _refuse(_upload_window(conn, ctx, project, project_id, meta.version, now))
             if packagetype == "sdist" and conn.execute(
                 sa.select(files.c.filename).where(files.c.release_id == release_id, files.c.packagetype == "sdist")
             ).first():

@@ -26,6 +26,12 @@ class FileView:
     upload_time: datetime
     requires_python: str | None
     metadata_sha256: str | None
+    yanked_at: datetime | None = None
+    yanked_reason: str | None = None
+
+    @property
+    def yanked(self) -> bool:
+        return self.yanked_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,7 @@ class ReleaseView:
     created_at: datetime
     requires_python: str | None
     metadata: dict[str, Any]
+    reopened_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +74,18 @@ def load_project(conn: Connection, normalized_name: str) -> ProjectView | None:
         return None
     rels = conn.execute(
         sa.select(releases.c.id, releases.c.version, releases.c.created_at, releases.c.requires_python,
-                  releases.c.metadata).where(releases.c.project_id == p.id)
+                  releases.c.metadata, releases.c.reopened_until).where(releases.c.project_id == p.id)
     ).all()
     by_id = {r.id: r.version for r in rels}
     frows = conn.execute(sa.select(files).where(files.c.project_id == p.id)).all()
     file_views = [
         FileView(f.filename, by_id[f.release_id], f.packagetype, f.python_version, f.sha256, f.blake2_256,
-                 f.md5, f.size, f.upload_time, f.requires_python, f.metadata_sha256)
+                 f.md5, f.size, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked_at, f.yanked_reason)
         for f in frows
     ]
     file_views.sort(key=lambda f: (_version_key(f.version), f.filename))
     release_views = sorted(
-        (ReleaseView(r.version, r.created_at, r.requires_python, r.metadata) for r in rels),
+        (ReleaseView(r.version, r.created_at, r.requires_python, r.metadata, r.reopened_until) for r in rels),
         key=lambda r: _version_key(r.version),
     )
     return ProjectView(p.name, p.normalized_name, p.status, p.status_reason, int(p.last_serial),
@@ -93,7 +100,8 @@ def find_file(conn: Connection, filename: str) -> FileView | None:
     if row is None:
         return None
     return FileView(row.filename, row.version, row.packagetype, row.python_version, row.sha256, row.blake2_256,
-                    row.md5, row.size, row.upload_time, row.requires_python, row.metadata_sha256)
+                    row.md5, row.size, row.upload_time, row.requires_python, row.metadata_sha256,
+                    row.yanked_at, row.yanked_reason)
 
 
 def changed_projects_since(conn: Connection, serial: int) -> tuple[int, set[str]]:

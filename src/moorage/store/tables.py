@@ -102,6 +102,8 @@ releases = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("requires_python", sa.String(200), nullable=True),
     sa.Column("metadata", sa.JSON, nullable=False),
+    # An owner reopened the release after its upload window closed, until then.
+    sa.Column("reopened_until", UTCDateTime, nullable=True),
     sa.UniqueConstraint("project_id", "canonical_version"),
 )
 
@@ -122,6 +124,9 @@ files = sa.Table(
     sa.Column("requires_python", sa.String(200), nullable=True),
     sa.Column("metadata_sha256", sa.String(64), nullable=True),
     sa.Column("uploader_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    # PEP 592: a yanked file stays downloadable; installers skip it unless pinned.
+    sa.Column("yanked_at", UTCDateTime, nullable=True),
+    sa.Column("yanked_reason", sa.Text, nullable=True),
     sa.CheckConstraint("packagetype in ('sdist', 'bdist_wheel')", name="packagetype"),
     # One sdist per release.
     sa.Index(

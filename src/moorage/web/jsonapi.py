@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from anyio import to_thread
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from moorage.domain.clock import isoformat_z
+from moorage.domain.lifecycle import LifecyclePolicy, check_upload_window, release_facts, upload_window_closes
 from moorage.domain.names import is_valid_name, normalize
 from moorage.services.context import Context
 from moorage.store.queries import FileView, ProjectView, ReleaseView, load_project
@@ -57,17 +59,42 @@ def _file_json(f: FileView, base: str) -> dict[str, Any]:
         "upload_time": f.upload_time.strftime("%Y-%m-%dT%H:%M:%S"),
         "upload_time_iso_8601": isoformat_z(f.upload_time),
         "url": base + file_url(f.sha256, f.filename, prefix=""),
-        "yanked": False,
-        "yanked_reason": None,
+        "yanked": f.yanked,
+        "yanked_reason": f.yanked_reason if f.yanked else None,
     }
 
 
+def _release_yank(view: ProjectView, version: str) -> tuple[bool, str | None]:
+    """A release is yanked when all its files are; the reason is the first file's."""
+    files = [f for f in view.files if f.version == version]
+    if not files or not all(f.yanked for f in files):
+        return False, None
+    return True, next((f.yanked_reason for f in files if f.yanked_reason), None)
+
+
 def _latest(view: ProjectView) -> ReleaseView:
-    finals = [r for r in view.releases if not Version(r.version).is_prerelease]
-    return (finals or view.releases)[-1]
+    """The newest final release that is not yanked, as PyPI picks it (else the newest)."""
+    live = [r for r in view.releases if not _release_yank(view, r.version)[0]]
+    finals = [r for r in live if not Version(r.version).is_prerelease]
+    return (finals or live or view.releases)[-1]
 
 
-def _info(view: ProjectView, release: ReleaseView, base: str) -> dict[str, Any]:
+def _windows(view: ProjectView, policy: LifecyclePolicy, now: datetime) -> dict[str, dict[str, Any]]:
+    facts = release_facts(view.normalized_name, [
+        (Version(r.version), r.created_at, r.reopened_until) for r in view.releases])
+    out: dict[str, dict[str, Any]] = {}
+    for r in view.releases:
+        fact = facts[Version(r.version)]
+        decision = check_upload_window(fact, policy, now)
+        out[r.version] = {
+            "upload_window_closes": upload_window_closes(fact, policy).isoformat(),
+            "reopened_until": r.reopened_until.isoformat() if r.reopened_until else None,
+            "accepts_uploads": decision.allowed,
+        }
+    return out
+
+
+def _info(view: ProjectView, release: ReleaseView, base: str, window: dict[str, Any]) -> dict[str, Any]:
     meta = release.metadata
     info: dict[str, Any] = {"name": view.name, "version": release.version}
     for raw_key, key in _INFO_FIELDS.items():
@@ -86,9 +113,9 @@ def _info(view: ProjectView, release: ReleaseView, base: str) -> dict[str, Any]:
         "release_url": f"{base}pypi/{view.normalized_name}/{release.version}/json",
         "docs_url": None,
         "bugtrack_url": None,
-        "yanked": False,
-        "yanked_reason": None,
     })
+    info["yanked"], info["yanked_reason"] = _release_yank(view, release.version)
+    info.update(window)
     return info
 
 
@@ -120,13 +147,15 @@ class JSONAPI:
         by_version: dict[str, list[dict[str, Any]]] = {r.version: [] for r in view.releases}
         for f in view.files:
             by_version.setdefault(f.version, []).append(_file_json(f, base))
+        windows = _windows(view, self.ctx.settings.lifecycle, self.ctx.clock.now())
         headers = {"X-PyPI-Last-Serial": str(view.last_serial), "Cache-Control": "max-age=0, must-revalidate"}
         if version is None:
             latest = _latest(view)
             doc = {
-                "info": _info(view, latest, base),
+                "info": _info(view, latest, base, windows[latest.version]),
                 "last_serial": view.last_serial,
                 "releases": by_version,
+                "upload_windows": windows,
                 "urls": by_version[latest.version],
                 "vulnerabilities": [],
             }
@@ -138,7 +167,7 @@ class JSONAPI:
         for release in view.releases:
             if Version(release.version) == wanted:
                 doc = {
-                    "info": _info(view, release, base),
+                    "info": _info(view, release, base, windows[release.version]),
                     "last_serial": view.last_serial,
                     "urls": by_version[release.version],
                     "vulnerabilities": [],

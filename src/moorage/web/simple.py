@@ -93,6 +93,8 @@ def render_project_html(view: ProjectView) -> bytes:
         if f.metadata_sha256:
             attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
             attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
+        if f.yanked:
+            attrs.append(f'data-yanked="{escape(f.yanked_reason or "")}"')
         out.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br />\n")
     out.append("  </body>\n</html>\n")
     return "".join(out).encode()
@@ -112,7 +114,7 @@ def render_project_json(view: ProjectView) -> bytes:
             "requires-python": f.requires_python,
             "core-metadata": metadata,
             "dist-info-metadata": metadata,
-            "yanked": False,
+            "yanked": (f.yanked_reason or True) if f.yanked else False,
             "size": f.size,
             "upload-time": isoformat_z(f.upload_time),
         })

@@ -1,0 +1,122 @@
+"""Lifecycle rules: who may yank and reopen, and how long a release accepts new files.
+
+Each rule answers for an actor, a subject and an instant (passed in) with a Decision that
+says when the answer changes, so the same object explains a refusal everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from packaging.version import Version
+
+from moorage.domain.decisions import Decision
+
+
+@dataclass(frozen=True, slots=True)
+class LifecyclePolicy:
+    # A release accepts new files for this long after its first file ...
+    upload_window: timedelta = timedelta(days=14)
+    # ... and, if set, no longer once a newer version has a file.
+    close_on_newer_release: bool = False
+    # An owner may reopen a closed release for at most this long.
+    reopen_period: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    name: str
+    is_admin: bool = False
+    role: str | None = None  # "owner" or "maintainer" on the project concerned
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseFacts:
+    project: str
+    version: Version
+    opened_at: datetime  # when its first file was uploaded
+    reopened_until: datetime | None = None
+    # When the earliest newer version got its first file, if any has.
+    newer_release_at: datetime | None = None
+
+
+def when(instant: datetime) -> str:
+    return f"{instant:%Y-%m-%d %H:%M} UTC"
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds % 86400 == 0:
+        days = seconds // 86400
+        return f"{days} day{'s' if days != 1 else ''}"
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def upload_window_closes(release: ReleaseFacts, policy: LifecyclePolicy) -> datetime:
+    closes = release.opened_at + policy.upload_window
+    if policy.close_on_newer_release and release.newer_release_at is not None:
+        closes = min(closes, release.newer_release_at)
+    return closes
+
+
+def check_upload_window(release: ReleaseFacts, policy: LifecyclePolicy, now: datetime) -> Decision:
+    """May a new file be added to this release now?"""
+    closes = upload_window_closes(release, policy)
+    if now < closes:
+        return Decision.allow("upload-window", f"release {release.version} accepts new files until {when(closes)}",
+                              until=closes)
+    if release.reopened_until is not None and now < release.reopened_until:
+        return Decision.allow("reopened", f"release {release.version} was reopened until "
+                              f"{when(release.reopened_until)}", until=release.reopened_until)
+    newer = (policy.close_on_newer_release and release.newer_release_at is not None
+             and release.newer_release_at <= release.opened_at + policy.upload_window)
+    why = ("a newer release has files" if newer
+           else f"a release accepts new files for {_span(policy.upload_window)} after its first file")
+    return Decision.deny(
+        "upload-window",
+        f"release {release.version} of {release.project} stopped accepting new files on {when(closes)} "
+        f"({why}); an owner may reopen it",
+        status=400,
+    )
+
+
+def may_yank(actor: Actor, project: str) -> Decision:
+    if actor.is_admin or actor.is_owner:
+        return Decision.allow()
+    return Decision.deny("not-an-owner", f"only an owner of {project} or an admin may yank or unyank")
+
+
+def may_reopen(actor: Actor, release: ReleaseFacts, days: timedelta, policy: LifecyclePolicy,
+               now: datetime) -> Decision:
+    if not (actor.is_admin or actor.is_owner):
+        return Decision.deny("not-an-owner", f"only an owner of {release.project} or an admin may reopen a release")
+    if days <= timedelta(0):
+        return Decision.deny("reopen-period", "a release is reopened for a positive number of days", status=400)
+    if days > policy.reopen_period and not actor.is_admin:
+        return Decision.deny(
+            "reopen-period",
+            f"an owner may reopen a release for at most {_span(policy.reopen_period)}; an admin may allow longer",
+            status=400,
+        )
+    return Decision.allow("reopen", until=now + days)
+
+
+def release_facts(project: str, releases: list[tuple[Version, datetime, datetime | None]]
+                  ) -> dict[Version, ReleaseFacts]:
+    """Facts for every release of a project from (version, first upload, reopened until)."""
+    ordered = sorted(releases, key=lambda r: r[0], reverse=True)
+    out: dict[Version, ReleaseFacts] = {}
+    earliest_newer: datetime | None = None
+    for version, opened_at, reopened_until in ordered:
+        out[version] = ReleaseFacts(project, version, opened_at, reopened_until, earliest_newer)
+        if earliest_newer is None or opened_at < earliest_newer:
+            earliest_newer = opened_at
+    return out

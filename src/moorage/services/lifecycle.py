@@ -1,0 +1,152 @@
+"""Yank and unyank files or releases; reopen a closed release. Each is one event."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from packaging.utils import canonicalize_version
+from packaging.version import InvalidVersion, Version
+from sqlalchemy.engine import Connection
+
+from moorage.domain.decisions import Decision, Denied, bad_request
+from moorage.domain.lifecycle import Actor, may_reopen, may_yank, release_facts
+from moorage.domain.names import normalize
+from moorage.services.accounts import NotFound
+from moorage.services.context import Context
+from moorage.services.events import append_event
+from moorage.store.tables import files, projects, releases, roles, users
+
+OPERATOR = Actor("operator", is_admin=True)
+
+
+def _refuse(decision: Decision) -> None:
+    if not decision.allowed:
+        raise Denied(decision)
+
+
+def resolve_actor(conn: Connection, user: str | None, project_id: int) -> Actor:
+    """The operator (an admin) when ``user`` is None, else that user with their role here."""
+    if user is None:
+        return OPERATOR
+    row = conn.execute(sa.select(users.c.id, users.c.is_admin).where(users.c.name == user)).first()
+    if row is None:
+        raise NotFound(f"no user named {user!r}")
+    role = conn.execute(
+        sa.select(roles.c.role).where(roles.c.project_id == project_id, roles.c.user_id == row.id)
+    ).scalar()
+    return Actor(user, is_admin=bool(row.is_admin), role=role)
+
+
+def _project(conn: Connection, project: str) -> tuple[int, str]:
+    name = normalize(project)
+    pid = conn.execute(
+        sa.select(projects.c.id).where(projects.c.normalized_name == name).with_for_update()
+    ).scalar()
+    if pid is None:
+        raise NotFound(f"no project named {project!r}")
+    return int(pid), name
+
+
+def _release(conn: Connection, project_id: int, name: str, version: str) -> sa.Row[tuple[int, str]]:
+    try:
+        canonical = canonicalize_version(Version(version))
+    except InvalidVersion:
+        raise bad_request("invalid-version", f"{version!r} is not a valid version") from None
+    row = conn.execute(
+        sa.select(releases.c.id, releases.c.version)
+        .where(releases.c.project_id == project_id, releases.c.canonical_version == canonical)
+    ).first()
+    if row is None:
+        raise NotFound(f"no release {version} of {name}")
+    return row
+
+
+def _targets(conn: Connection, release_id: int, name: str, version: str, filename: str | None) -> list[sa.Row]:
+    query = sa.select(files.c.id, files.c.filename, files.c.yanked_at, files.c.yanked_reason).where(
+        files.c.release_id == release_id)
+    if filename is not None:
+        query = query.where(files.c.filename == filename)
+    rows = list(conn.execute(query.order_by(files.c.filename)).all())
+    if not rows:
+        raise NotFound(f"no file {filename!r} in release {version} of {name}" if filename
+                       else f"release {version} of {name} has no files")
+    return rows
+
+
+def yank(ctx: Context, project: str, version: str, filename: str | None = None, *, reason: str | None = None,
+         as_user: str | None = None) -> list[str]:
+    """Yank a file, or every file of a release (PEP 592). Returns the filenames newly yanked."""
+    now = ctx.clock.now()
+    reason = (reason or "").strip() or None
+    with ctx.db.write() as conn:
+        project_id, name = _project(conn, project)
+        actor = resolve_actor(conn, as_user, project_id)
+        _refuse(may_yank(actor, name))
+        release = _release(conn, project_id, name, version)
+        targets = [r for r in _targets(conn, release.id, name, version, filename) if r.yanked_at is None]
+        if not targets:
+            return []
+        conn.execute(files.update().where(files.c.id.in_([r.id for r in targets]))
+                     .values(yanked_at=now, yanked_reason=reason))
+        action = "file-yanked" if filename else "release-yanked"
+        subject = f"file:{filename}" if filename else f"release:{name}/{release.version}"
+        append_event(conn, now=now, actor=actor.name, action=action, subject=subject, project=name,
+                     payload={"project": name, "version": release.version, "files": [r.filename for r in targets],
+                              "reason": reason, "before": {"yanked": False}, "after": {"yanked": True}})
+    ctx.committed({name})
+    return [r.filename for r in targets]
+
+
+def unyank(ctx: Context, project: str, version: str, filename: str | None = None, *,
+           as_user: str | None = None) -> list[str]:
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        project_id, name = _project(conn, project)
+        actor = resolve_actor(conn, as_user, project_id)
+        _refuse(may_yank(actor, name))
+        release = _release(conn, project_id, name, version)
+        targets = [r for r in _targets(conn, release.id, name, version, filename) if r.yanked_at is not None]
+        if not targets:
+            return []
+        conn.execute(files.update().where(files.c.id.in_([r.id for r in targets]))
+                     .values(yanked_at=None, yanked_reason=None))
+        action = "file-unyanked" if filename else "release-unyanked"
+        subject = f"file:{filename}" if filename else f"release:{name}/{release.version}"
+        append_event(conn, now=now, actor=actor.name, action=action, subject=subject, project=name,
+                     payload={"project": name, "version": release.version, "files": [r.filename for r in targets],
+                              "before": {"yanked": True, "reasons": {r.filename: r.yanked_reason for r in targets}},
+                              "after": {"yanked": False}})
+    ctx.committed({name})
+    return [r.filename for r in targets]
+
+
+def reopen(ctx: Context, project: str, version: str, *, reason: str, days: float | None = None,
+           as_user: str | None = None) -> Decision:
+    """Let a closed release accept new files again for a bounded time; recorded with its reason."""
+    if not reason or not reason.strip():
+        raise bad_request("reason-required", "reopening a release needs a reason")
+    policy = ctx.settings.lifecycle
+    period = timedelta(days=days) if days is not None else policy.reopen_period
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        project_id, name = _project(conn, project)
+        actor = resolve_actor(conn, as_user, project_id)
+        release = _release(conn, project_id, name, version)
+        rows = conn.execute(sa.select(releases.c.version, releases.c.created_at, releases.c.reopened_until)
+                            .where(releases.c.project_id == project_id)).all()
+        facts = release_facts(name, [(Version(r.version), r.created_at, r.reopened_until) for r in rows])
+        fact = facts[Version(release.version)]
+        decision = may_reopen(actor, fact, period, policy, now)
+        _refuse(decision)
+        until = now + period
+        conn.execute(releases.update().where(releases.c.id == release.id).values(reopened_until=until))
+        append_event(conn, now=now, actor=actor.name, action="release-reopened",
+                     subject=f"release:{name}/{release.version}", project=name,
+                     payload={"project": name, "version": release.version, "reason": reason.strip(),
+                              "before": {"reopened_until": fact.reopened_until.isoformat()
+                                         if fact.reopened_until else None},
+                              "after": {"reopened_until": until.isoformat()}})
+    ctx.committed({name})
+    return Decision.allow("reopen", f"release {release.version} of {name} accepts new files until "
+                          f"{until:%Y-%m-%d %H:%M} UTC", until=until)

@@ -1,0 +1,105 @@
+"""Yanks and the upload window, seen through the real server and real clients."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import clients
+from tests.support.dists import make_sdist, make_wheel
+from tests.support.server import Server, start_server
+
+pytestmark = pytest.mark.slow
+JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> bytes:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as resp:
+        return bytes(resp.read())
+
+
+def _wait_for(check, timeout: float = 1.0) -> None:  # type: ignore[no-untyped-def]
+    """A CLI change reaches a running server's pages within a second."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the change did not reach the server's pages within a second"
+        time.sleep(0.01)
+
+
+def test_a_yanked_pinned_version_installs_and_an_unpinned_install_skips_it(
+        server: Server, unique: str, dists: Path, tmp_path: Path) -> None:
+    name = f"yanky-{unique}"
+    files = [make_wheel(dists, name, "1.0"), make_wheel(dists, name, "2.0"), make_sdist(dists, name, "2.0")]
+    assert clients.twine_upload(server.legacy, server.admin_token, *(f.path for f in files)).returncode == 0
+    server.cli("yank", name, "2.0", "--reason", "2.0 corrupts data")
+    _wait_for(lambda: b"data-yanked" in _get(server.simple + name + "/"))
+
+    html = _get(server.simple + name + "/").decode()
+    assert html.count('data-yanked="2.0 corrupts data"') == 2
+    page = json.loads(_get(server.simple + name + "/", JSON))
+    assert {f["filename"]: f["yanked"] for f in page["files"]} == {
+        files[0].filename: False, files[1].filename: "2.0 corrupts data", files[2].filename: "2.0 corrupts data"}
+    api = json.loads(_get(server.url + f"pypi/{name}/json"))
+    assert api["info"]["version"] == "1.0"  # the latest version that is not yanked
+    assert all(f["yanked"] and f["yanked_reason"] == "2.0 corrupts data" for f in api["releases"]["2.0"])
+    release = json.loads(_get(server.url + f"pypi/{name}/2.0/json"))
+    assert release["info"]["yanked"] is True and release["info"]["yanked_reason"] == "2.0 corrupts data"
+
+    for installer in (clients.pip_install, clients.uv_pip_install):
+        unpinned = clients.fresh_venv(tmp_path / f"unpinned-{installer.__name__}")
+        result = installer(unpinned, server.simple, name)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert clients.installed(unpinned)[name] == "1.0"
+        pinned = clients.fresh_venv(tmp_path / f"pinned-{installer.__name__}")
+        result = installer(pinned, server.simple, f"{name}==2.0")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert clients.installed(pinned)[name] == "2.0"
+
+    server.cli("unyank", name, "2.0")
+    _wait_for(lambda: b"data-yanked" not in _get(server.simple + name + "/"))
+
+
+def test_only_an_owner_may_yank_through_the_cli(server: Server, unique: str, dists: Path) -> None:
+    name = f"guarded-{unique}"
+    assert clients.twine_upload(server.legacy, server.admin_token, make_wheel(dists, name, "1.0").path).returncode == 0
+    server.cli("user", "add", f"eve{unique}")
+    refused = server.cli("yank", name, "1.0", "--as", f"eve{unique}", check=False)
+    assert refused.returncode == 3
+    assert "not-an-owner" in refused.stderr and f"only an owner of {name}" in refused.stderr
+    assert b"data-yanked" not in _get(server.simple + name + "/")
+
+
+@pytest.fixture(scope="module")
+def closing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A release closes as soon as its first file is in (upload_window = 0s): no waiting."""
+    root = tmp_path_factory.mktemp("closing")
+    config = root / "moorage.toml"
+    config.write_text('[policy]\nupload_window = "0s"\n')
+    srv = start_server(root / "data", config=config)
+    yield srv
+    srv.stop()
+
+
+def test_twine_upload_to_a_closed_release_fails_with_the_rule(closing_server: Server, tmp_path: Path) -> None:
+    srv = closing_server
+    first = make_wheel(tmp_path, "closing", "1.0")
+    assert clients.twine_upload(srv.legacy, srv.admin_token, first.path).returncode == 0
+    late = make_wheel(tmp_path, "closing", "1.0", tag="py2-none-any")
+    refused = clients.twine_upload(srv.legacy, srv.admin_token, late.path)
+    assert refused.returncode != 0
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert "release 1.0 of closing stopped accepting new files" in said, said
+    # The identical file again still succeeds, after the window closed.
+    again = clients.twine_upload(srv.legacy, srv.admin_token, first.path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    # Reopened (recorded, with a reason), the release takes the file.
+    srv.cli("reopen", "closing", "1.0", "--days", "1", "--reason", "the py2 wheel was forgotten")
+    accepted = clients.twine_upload(srv.legacy, srv.admin_token, late.path)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    api = json.loads(_get(srv.url + "pypi/closing/1.0/json"))
+    assert api["info"]["accepts_uploads"] is True and api["info"]["reopened_until"]
