@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
@@ -103,3 +105,46 @@ def test_twine_upload_to_a_closed_release_fails_with_the_rule(closing_server: Se
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     api = json.loads(_get(srv.url + "pypi/closing/1.0/json"))
     assert api["info"]["accepts_uploads"] is True and api["info"]["reopened_until"]
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_archived_deprecated_and_quarantined_through_the_server(server: Server, unique: str, dists: Path) -> None:
+    name = f"status-{unique}"
+    wheel = make_wheel(dists, name, "1.0")
+    assert clients.twine_upload(server.legacy, server.admin_token, wheel.path).returncode == 0
+    page_url = server.simple + name + "/"
+    file_url = urljoin(page_url, json.loads(_get(page_url, JSON))["files"][0]["url"])
+    assert _status(file_url) == 200  # cached as downloadable before the quarantine below
+
+    server.cli("archive", name, "--reason", "no longer maintained")
+    _wait_for(lambda: b'content="archived"' in _get(page_url))
+    html = _get(page_url).decode()
+    assert '<meta name="pypi:project-status-reason" content="no longer maintained">' in html
+    assert json.loads(_get(page_url, JSON))["project-status"] == {"status": "archived",
+                                                                  "reason": "no longer maintained"}
+    refused = clients.twine_upload(server.legacy, server.admin_token, make_wheel(dists, name, "1.1").path)
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode != 0 and f"{name} is archived and accepts no new uploads" in said, said
+
+    server.cli("deprecate", name, "--reason", "superseded")
+    _wait_for(lambda: json.loads(_get(page_url, JSON))["project-status"]["status"] == "deprecated")
+    assert _status(file_url) == 200
+
+    server.cli("quarantine", name, "--reason", "malware report")
+    _wait_for(lambda: json.loads(_get(page_url, JSON))["project-status"]["status"] == "quarantined")
+    quarantined = json.loads(_get(page_url, JSON))
+    assert quarantined["files"] == [] and quarantined["versions"] == []
+    assert name not in _get(server.simple).decode()
+    assert _status(file_url) == 404
+    assert _status(server.url + f"pypi/{name}/json") == 404
+
+    server.cli("unquarantine", name, "--reason", "report was wrong")
+    _wait_for(lambda: _status(file_url) == 200)
+    assert name in _get(server.simple).decode()

@@ -115,3 +115,86 @@ def test_close_on_newer_release(ctx: Context, token: str, clock: ManualClock, re
     assert "a newer release has files" in refused.value.decision.reason
     # A post-release of the old line is a newer version too, but the newest release stays open.
     assert upload(ctx, token, make_wheel(dists, "Life.Cycle", "2.0", tag="py2-none-any")).outcome == "created"
+
+
+def test_archive_refuses_uploads_with_its_reason_and_unarchive_lifts_it(
+        ctx: Context, token: str, release: list[str], dists: Path) -> None:
+    lifecycle.set_status(ctx, "life-cycle", "archived", reason="moved to a monorepo", as_user="alice")
+    before = snapshot(ctx)
+    with pytest.raises(Denied) as refused:
+        upload(ctx, token, make_wheel(dists, "Life.Cycle", "2.0"))
+    assert refused.value.decision.rule == "project-archived"
+    assert refused.value.decision.reason == (
+        "life-cycle is archived and accepts no new uploads: moved to a monorepo; an owner may unarchive it")
+    assert snapshot(ctx) == before
+    with ctx.db.read() as conn:
+        view = load_project(conn, "life-cycle")
+    assert view is not None and (view.status, view.status_reason) == ("archived", "moved to a monorepo")
+    assert len(view.files) == 2  # archived files are still offered
+    lifecycle.set_status(ctx, "life-cycle", "active", as_user="alice")
+    assert upload(ctx, token, make_wheel(dists, "Life.Cycle", "2.0")).outcome == "created"
+    changes = [(e.payload["before"]["status"], e.payload["after"]["status"])
+               for e in all_events(ctx) if e.action == "status-changed"]
+    assert changes == [("active", "archived"), ("archived", "active")]
+
+
+def test_deprecate_with_a_successor(ctx: Context, token: str, release: list[str], dists: Path) -> None:
+    with pytest.raises(NotFound):
+        lifecycle.set_status(ctx, "life-cycle", "deprecated", successor="nowhere", as_user="alice")
+    upload(ctx, token, make_wheel(dists, "next-gen", "1.0"))
+    lifecycle.set_status(ctx, "life-cycle", "deprecated", reason="use next-gen", successor="Next_Gen",
+                         as_user="alice")
+    with ctx.db.read() as conn:
+        view = load_project(conn, "life-cycle")
+    assert view is not None and (view.status, view.successor) == ("deprecated", "next-gen")
+    # Everything still works for a deprecated project, uploads included.
+    assert upload(ctx, token, make_wheel(dists, "Life.Cycle", "1.0", tag="py2-none-any")).outcome == "created"
+    with pytest.raises(Denied):
+        lifecycle.set_status(ctx, "life-cycle", "archived", successor="next-gen", as_user="alice")
+
+
+def test_quarantine_is_for_admins_and_withholds_everything(ctx: Context, token: str, release: list[str],
+                                                           dists: Path) -> None:
+    with pytest.raises(Denied) as refused:
+        lifecycle.set_status(ctx, "life-cycle", "quarantined", reason="malware", as_user="alice")
+    assert refused.value.decision.rule == "admin-only"
+    with pytest.raises(Denied) as no_reason:
+        lifecycle.set_status(ctx, "life-cycle", "quarantined")
+    assert no_reason.value.decision.rule == "reason-required"
+    lifecycle.set_status(ctx, "life-cycle", "quarantined", reason="malware reported")
+    with ctx.db.read() as conn:
+        view = load_project(conn, "life-cycle")
+        everything = load_project(conn, "life-cycle", offered_only=False)
+        from moorage.store import queries
+        assert "life-cycle" not in [n for _, n in queries.project_names(conn)]
+        assert queries.find_file(conn, release[0]) is None
+    assert view is not None and view.files == [] and view.releases == []
+    assert everything is not None and len(everything.files) == 2
+    with pytest.raises(Denied) as upload_refused:
+        upload(ctx, token, make_wheel(dists, "Life.Cycle", "3.0"))
+    assert upload_refused.value.decision.rule == "project-quarantined"
+    with pytest.raises(Denied):  # an owner cannot lift it either
+        lifecycle.set_status(ctx, "life-cycle", "active", reason="it is fine", as_user="alice")
+    lifecycle.set_status(ctx, "life-cycle", "active", reason="false alarm")
+    with ctx.db.read() as conn:
+        restored = load_project(conn, "life-cycle")
+    assert restored is not None and len(restored.files) == 2
+
+
+def test_quarantine_one_release(ctx: Context, token: str, release: list[str], dists: Path) -> None:
+    upload(ctx, token, make_wheel(dists, "Life.Cycle", "2.0"))
+    with pytest.raises(Denied):
+        lifecycle.quarantine_release(ctx, "life-cycle", "1.0", reason="bad", as_user="alice")
+    assert lifecycle.quarantine_release(ctx, "life-cycle", "1.0", reason="compromised build")
+    assert not lifecycle.quarantine_release(ctx, "life-cycle", "1.0", reason="again")
+    with ctx.db.read() as conn:
+        view = load_project(conn, "life-cycle")
+    assert view is not None and [r.version for r in view.releases] == ["2.0"]
+    assert all(f.version == "2.0" for f in view.files)
+    with pytest.raises(Denied) as refused:
+        upload(ctx, token, make_wheel(dists, "Life.Cycle", "1.0", tag="py2-none-any"))
+    assert refused.value.decision.rule == "release-quarantined"
+    assert lifecycle.quarantine_release(ctx, "life-cycle", "1.0", reason="cleared", lift=True)
+    with ctx.db.read() as conn:
+        view = load_project(conn, "life-cycle")
+    assert view is not None and [r.version for r in view.releases] == ["1.0", "2.0"]

@@ -75,8 +75,10 @@ def test_find_file_and_project_names(ctx: Context, token: str, dists: Path) -> N
     upload(ctx, token, sdist)
     upload(ctx, token, make_wheel(dists, "alpha", "1.0"))
     with ctx.db.read() as conn:
-        f = queries.find_file(conn, sdist.filename)
-        assert f is not None
+        found = queries.find_file(conn, sdist.filename)
+        assert found is not None
+        f, project = found
+        assert project == "zed-pkg"
         assert (f.filename, f.version, f.packagetype, f.sha256) == (
             sdist.filename, "3.1", "sdist", sdist.sha256)
         assert queries.project_names(conn) == [("alpha", "alpha"), ("Zed_Pkg", "zed-pkg")]

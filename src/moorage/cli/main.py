@@ -217,6 +217,38 @@ def cmd_reopen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_command(status: str, done: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        ctx = _context(args)
+        lifecycle.set_status(ctx, args.project, status, reason=args.reason,
+                             successor=getattr(args, "successor", None), as_user=getattr(args, "as_user", None))
+        err.print(f"{args.project} {done}")
+        return 0
+    return run
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    if args.version:
+        changed = lifecycle.quarantine_release(ctx, args.project, args.version, reason=args.reason)
+        err.print(f"quarantined release {args.version} of {args.project}" if changed else "already quarantined")
+    else:
+        lifecycle.set_status(ctx, args.project, "quarantined", reason=args.reason)
+        err.print(f"quarantined {args.project}")
+    return 0
+
+
+def cmd_unquarantine(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    if args.version:
+        changed = lifecycle.quarantine_release(ctx, args.project, args.version, reason=args.reason, lift=True)
+        err.print(f"lifted the quarantine of release {args.version}" if changed else "not quarantined")
+    else:
+        lifecycle.set_status(ctx, args.project, "active", reason=args.reason)
+        err.print(f"lifted the quarantine of {args.project}")
+    return 0
+
+
 def cmd_policy_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rules = policy_rules(settings)
@@ -324,6 +356,29 @@ def build_parser() -> argparse.ArgumentParser:
     reopen.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
     reopen.add_argument("--json", action="store_true")
     reopen.set_defaults(func=cmd_reopen)
+
+    for command, status, done, text in (
+        ("archive", "archived", "archived", "archive a project: files stay, no new uploads"),
+        ("unarchive", "active", "is active again", "make an archived project active again"),
+        ("deprecate", "deprecated", "deprecated", "mark a project deprecated, optionally naming its successor"),
+        ("undeprecate", "active", "is active again", "take a deprecation back"),
+    ):
+        p = sub.add_parser(command, help=text)
+        _common(p)
+        p.add_argument("project")
+        p.add_argument("--reason")
+        if command == "deprecate":
+            p.add_argument("--successor", metavar="NAME", help="the project that replaces this one")
+        p.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
+        p.set_defaults(func=_status_command(status, done))
+    for command, func, text in (("quarantine", cmd_quarantine, "withhold a project or one release (admin)"),
+                                ("unquarantine", cmd_unquarantine, "lift a quarantine (admin)")):
+        p = sub.add_parser(command, help=text)
+        _common(p)
+        p.add_argument("project")
+        p.add_argument("version", nargs="?")
+        p.add_argument("--reason", required=True)
+        p.set_defaults(func=func)
 
     policy = sub.add_parser("policy", help="the rules in force").add_subparsers(dest="policy_command", required=True)
     show = policy.add_parser("show", help="print the rules in force")

@@ -120,3 +120,54 @@ def release_facts(project: str, releases: list[tuple[Version, datetime, datetime
         if earliest_newer is None or opened_at < earliest_newer:
             earliest_newer = opened_at
     return out
+
+
+# -- project status (PEP 792) ------------------------------------------------------------------
+STATUSES = ("active", "archived", "deprecated", "quarantined")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectFacts:
+    name: str
+    status: str = "active"
+    status_reason: str | None = None
+
+
+def may_change_status(actor: Actor, project: ProjectFacts, new_status: str, reason: str | None) -> Decision:
+    """Owners archive and deprecate; only an admin quarantines or lifts a quarantine, with a reason."""
+    if new_status not in STATUSES:
+        return Decision.deny("invalid-status", f"unknown status {new_status!r}: use one of {', '.join(STATUSES)}",
+                             status=400)
+    if "quarantined" in (new_status, project.status):
+        if not actor.is_admin:
+            return Decision.deny("admin-only", "only an admin may quarantine a project or lift a quarantine")
+        if not (reason and reason.strip()):
+            return Decision.deny("reason-required", "a quarantine and its lifting need a reason", status=400)
+        return Decision.allow()
+    if not (actor.is_admin or actor.is_owner):
+        return Decision.deny("not-an-owner", f"only an owner of {project.name} or an admin may change its status")
+    return Decision.allow()
+
+
+def may_quarantine_release(actor: Actor, reason: str | None) -> Decision:
+    if not actor.is_admin:
+        return Decision.deny("admin-only", "only an admin may quarantine a release or lift a quarantine")
+    if not (reason and reason.strip()):
+        return Decision.deny("reason-required", "a quarantine and its lifting need a reason", status=400)
+    return Decision.allow()
+
+
+def check_upload_status(project: ProjectFacts, version: Version, release_quarantined: bool) -> Decision:
+    """May anything be uploaded to this project (and release) given its status?"""
+    because = f": {project.status_reason}" if project.status_reason else ""
+    if project.status == "archived":
+        return Decision.deny(
+            "project-archived",
+            f"{project.name} is archived and accepts no new uploads{because}; an owner may unarchive it",
+            status=400,
+        )
+    if project.status == "quarantined":
+        return Decision.deny("project-quarantined", f"{project.name} is quarantined{because}", status=400)
+    if release_quarantined:
+        return Decision.deny("release-quarantined", f"release {version} of {project.name} is quarantined", status=400)
+    return Decision.allow()

@@ -1,4 +1,4 @@
-"""Yank and unyank files or releases; reopen a closed release. Each is one event."""
+"""Yank and unyank, reopen a closed release, project status and quarantine. Each is one event."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy.engine import Connection
 
 from moorage.domain.decisions import Decision, Denied, bad_request
-from moorage.domain.lifecycle import Actor, may_reopen, may_yank, release_facts
+from moorage.domain.lifecycle import (
+    Actor,
+    ProjectFacts,
+    may_change_status,
+    may_quarantine_release,
+    may_reopen,
+    may_yank,
+    release_facts,
+)
 from moorage.domain.names import normalize
 from moorage.services.accounts import NotFound
 from moorage.services.context import Context
@@ -150,3 +158,59 @@ def reopen(ctx: Context, project: str, version: str, *, reason: str, days: float
     ctx.committed({name})
     return Decision.allow("reopen", f"release {release.version} of {name} accepts new files until "
                           f"{until:%Y-%m-%d %H:%M} UTC", until=until)
+
+
+def set_status(ctx: Context, project: str, status: str, *, reason: str | None = None,
+               successor: str | None = None, as_user: str | None = None) -> None:
+    """Archive, deprecate, quarantine or make a project active again (PEP 792), with a reason."""
+    reason = (reason or "").strip() or None
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        project_id, name = _project(conn, project)
+        row = conn.execute(sa.select(projects.c.status, projects.c.status_reason, projects.c.successor)
+                           .where(projects.c.id == project_id)).one()
+        actor = resolve_actor(conn, as_user, project_id)
+        _refuse(may_change_status(actor, ProjectFacts(name, row.status, row.status_reason), status, reason))
+        if successor is not None:
+            if status != "deprecated":
+                raise bad_request("successor", "only a deprecated project names a successor")
+            successor = normalize(successor)
+            if successor == name:
+                raise bad_request("successor", "a project cannot succeed itself")
+            if conn.execute(sa.select(projects.c.id).where(projects.c.normalized_name == successor)).first() is None:
+                raise NotFound(f"the successor {successor!r} is not a project on this index")
+        if (row.status, row.status_reason, row.successor) == (status, reason, successor):
+            return
+        conn.execute(projects.update().where(projects.c.id == project_id).values(
+            status=status, status_reason=reason, successor=successor, status_changed_at=now))
+        append_event(conn, now=now, actor=actor.name, action="status-changed", subject=f"project:{name}",
+                     project=name, payload={
+                         "project": name, "reason": reason,
+                         "before": {"status": row.status, "reason": row.status_reason, "successor": row.successor},
+                         "after": {"status": status, "reason": reason, "successor": successor}})
+    ctx.committed({name})
+
+
+def quarantine_release(ctx: Context, project: str, version: str, *, reason: str, lift: bool = False,
+                       as_user: str | None = None) -> bool:
+    """Quarantine one release (its files are neither offered nor served), or lift it."""
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        project_id, name = _project(conn, project)
+        actor = resolve_actor(conn, as_user, project_id)
+        _refuse(may_quarantine_release(actor, reason))
+        release = _release(conn, project_id, name, version)
+        current = conn.execute(sa.select(releases.c.quarantined_at, releases.c.quarantine_reason)
+                               .where(releases.c.id == release.id)).one()
+        if (current.quarantined_at is None) == lift:
+            return False
+        conn.execute(releases.update().where(releases.c.id == release.id).values(
+            quarantined_at=None if lift else now, quarantine_reason=None if lift else reason.strip()))
+        append_event(conn, now=now, actor=actor.name,
+                     action="release-unquarantined" if lift else "release-quarantined",
+                     subject=f"release:{name}/{release.version}", project=name,
+                     payload={"project": name, "version": release.version, "reason": reason.strip(),
+                              "before": {"quarantined": current.quarantined_at is not None},
+                              "after": {"quarantined": not lift}})
+    ctx.committed({name})
+    return True

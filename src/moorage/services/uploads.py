@@ -18,7 +18,7 @@ from moorage import archives
 from moorage.domain.clock import isoformat_z
 from moorage.domain.decisions import Decision, Denied, bad_request
 from moorage.domain.filenames import parse_filename
-from moorage.domain.lifecycle import check_upload_window, release_facts
+from moorage.domain.lifecycle import ProjectFacts, check_upload_status, check_upload_window, release_facts
 from moorage.domain.metadata import CoreMetadata, check_agreement, parse_metadata
 from moorage.domain.names import check_new_name, normalize, similarity_key
 from moorage.domain.policy import (
@@ -223,7 +223,8 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
         # One statement, so one snapshot: under READ COMMITTED a project committed between
         # two separate look-ups would otherwise show up as a look-alike of itself.
         found = conn.execute(
-            sa.select(projects.c.id, projects.c.name, projects.c.normalized_name, projects.c.total_size)
+            sa.select(projects.c.id, projects.c.name, projects.c.normalized_name, projects.c.total_size,
+                      projects.c.status, projects.c.status_reason)
             .where(sa.or_(projects.c.normalized_name == project,
                           projects.c.similarity_key == similarity_key(meta.name)))
             .with_for_update()
@@ -242,16 +243,19 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
             append_event(conn, now=now, actor=actor, action="role-added", subject=f"project:{project}",
                          project=project, payload={"project": project, "user": actor, "role": "owner"})
             total = 0
+            facts = ProjectFacts(project)
         else:
             project_id, total = int(row.id), int(row.total_size)
             if _role(conn, project_id, user_id) is None:
                 raise Denied(Decision.deny("not-a-maintainer",
                                            f"the user {actor!r} is not an owner or maintainer of {project!r}"))
+            facts = ProjectFacts(project, row.status, row.status_reason)
+            _refuse(check_upload_status(facts, meta.version, release_quarantined=False))
         _refuse(check_project_size(total, staged.size, policy))
 
         canonical = canonicalize_version(meta.version)
         release = conn.execute(
-            sa.select(releases.c.id).where(releases.c.project_id == project_id,
+            sa.select(releases.c.id, releases.c.quarantined_at).where(releases.c.project_id == project_id,
                                            releases.c.canonical_version == canonical)
         ).first()
         if release is None:
@@ -264,6 +268,8 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
                          payload={"project": project, "version": str(meta.version)})
         else:
             release_id = release.id
+            if release.quarantined_at is not None:
+                _refuse(check_upload_status(facts, meta.version, release_quarantined=True))
             _refuse(_upload_window(conn, ctx, project, project_id, meta.version, now))
             if packagetype == "sdist" and conn.execute(
                 sa.select(files.c.filename).where(files.c.release_id == release_id, files.c.packagetype == "sdist")

@@ -41,6 +41,7 @@ class ReleaseView:
     requires_python: str | None
     metadata: dict[str, Any]
     reopened_until: datetime | None = None
+    quarantined: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class ProjectView:
     last_serial: int
     releases: list[ReleaseView]  # oldest version first
     files: list[FileView]  # by version, then filename
+    successor: str | None = None
 
 
 def _version_key(v: str) -> tuple[int, Version | str]:
@@ -62,46 +64,58 @@ def _version_key(v: str) -> tuple[int, Version | str]:
 
 
 def project_names(conn: Connection) -> list[tuple[str, str]]:
-    """(name, normalized name) of every project, by normalized name."""
+    """(name, normalized name) of every project offered, by normalized name."""
     rows = conn.execute(sa.select(projects.c.name, projects.c.normalized_name)
+                        .where(projects.c.status != "quarantined")  # a quarantined project leaves the index
                         .order_by(projects.c.normalized_name)).all()
     return [(r.name, r.normalized_name) for r in rows]
 
 
-def load_project(conn: Connection, normalized_name: str) -> ProjectView | None:
+def load_project(conn: Connection, normalized_name: str, *, offered_only: bool = True) -> ProjectView | None:
+    """A project with its releases and files. ``offered_only`` leaves out what a quarantine
+    withholds: every file of a quarantined project, and quarantined releases."""
     p = conn.execute(sa.select(projects).where(projects.c.normalized_name == normalized_name)).first()
     if p is None:
         return None
     rels = conn.execute(
         sa.select(releases.c.id, releases.c.version, releases.c.created_at, releases.c.requires_python,
-                  releases.c.metadata, releases.c.reopened_until).where(releases.c.project_id == p.id)
+                  releases.c.metadata, releases.c.reopened_until, releases.c.quarantined_at)
+        .where(releases.c.project_id == p.id)
     ).all()
+    if offered_only:
+        rels = [] if p.status == "quarantined" else [r for r in rels if r.quarantined_at is None]
     by_id = {r.id: r.version for r in rels}
-    frows = conn.execute(sa.select(files).where(files.c.project_id == p.id)).all()
+    frows = conn.execute(sa.select(files).where(files.c.project_id == p.id)).all() if rels else []
     file_views = [
         FileView(f.filename, by_id[f.release_id], f.packagetype, f.python_version, f.sha256, f.blake2_256,
                  f.md5, f.size, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked_at, f.yanked_reason)
-        for f in frows
+        for f in frows if f.release_id in by_id
     ]
     file_views.sort(key=lambda f: (_version_key(f.version), f.filename))
     release_views = sorted(
-        (ReleaseView(r.version, r.created_at, r.requires_python, r.metadata, r.reopened_until) for r in rels),
+        (ReleaseView(r.version, r.created_at, r.requires_python, r.metadata, r.reopened_until,
+                     r.quarantined_at is not None) for r in rels),
         key=lambda r: _version_key(r.version),
     )
     return ProjectView(p.name, p.normalized_name, p.status, p.status_reason, int(p.last_serial),
-                       release_views, file_views)
+                       release_views, file_views, p.successor)
 
 
-def find_file(conn: Connection, filename: str) -> FileView | None:
+def find_file(conn: Connection, filename: str) -> tuple[FileView, str] | None:
+    """A file that is offered (not withheld by a quarantine), with its project's name."""
     row = conn.execute(
-        sa.select(files, releases.c.version).join(releases, releases.c.id == files.c.release_id)
-        .where(files.c.filename == filename)
+        sa.select(files, releases.c.version, projects.c.normalized_name)
+        .join(releases, releases.c.id == files.c.release_id)
+        .join(projects, projects.c.id == files.c.project_id)
+        .where(files.c.filename == filename, releases.c.quarantined_at.is_(None),
+               projects.c.status != "quarantined")
     ).first()
     if row is None:
         return None
-    return FileView(row.filename, row.version, row.packagetype, row.python_version, row.sha256, row.blake2_256,
+    view = FileView(row.filename, row.version, row.packagetype, row.python_version, row.sha256, row.blake2_256,
                     row.md5, row.size, row.upload_time, row.requires_python, row.metadata_sha256,
                     row.yanked_at, row.yanked_reason)
+    return view, row.normalized_name
 
 
 def changed_projects_since(conn: Connection, serial: int) -> tuple[int, set[str]]:

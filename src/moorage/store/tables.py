@@ -76,8 +76,11 @@ projects = sa.Table(
     sa.Column("normalized_name", sa.String(100), nullable=False, unique=True),
     # No two projects may look alike (see domain.names.similarity_key).
     sa.Column("similarity_key", sa.String(100), nullable=False, unique=True),
-    sa.Column("status", sa.String(20), nullable=False, default="active"),
+    sa.Column("status", sa.String(20), nullable=False, default="active"),  # PEP 792
     sa.Column("status_reason", sa.Text, nullable=True),
+    # A deprecated project may name the project that replaces it.
+    sa.Column("successor", sa.String(100), nullable=True),
+    sa.Column("status_changed_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_serial", sa.BigInteger, nullable=False, default=0),
     sa.Column("total_size", sa.BigInteger, nullable=False, default=0),
@@ -104,6 +107,9 @@ releases = sa.Table(
     sa.Column("metadata", sa.JSON, nullable=False),
     # An owner reopened the release after its upload window closed, until then.
     sa.Column("reopened_until", UTCDateTime, nullable=True),
+    # An admin quarantined this release alone: its files are neither offered nor served.
+    sa.Column("quarantined_at", UTCDateTime, nullable=True),
+    sa.Column("quarantine_reason", sa.Text, nullable=True),
     sa.UniqueConstraint("project_id", "canonical_version"),
 )
 

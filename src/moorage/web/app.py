@@ -27,7 +27,7 @@ class MoorageApp:
         self.cache = PageCache(ctx.db, ctx.settings.cache_check_interval, max_bytes=ctx.settings.page_cache_size)
         ctx.hooks.append(self.cache.invalidate)
         self.simple = SimpleAPI(self.cache)
-        files = FileViews(ctx)
+        files = FileViews(ctx, self.cache)
         home = Home(ctx)
         jsonapi = JSONAPI(ctx)
         upload = LegacyUpload(ctx)

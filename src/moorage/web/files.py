@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -9,31 +11,45 @@ from starlette.responses import FileResponse, Response
 from moorage.services.context import Context
 from moorage.store.queries import FileView, find_file
 from moorage.web.responses import not_found
+from moorage.web.simple import PageCache
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 class FileViews:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, cache: PageCache) -> None:
         self.ctx = ctx
-        # Files never change under a name, so a hit can be remembered; misses are not.
+        self.cache = cache
+        # Bytes never change under a filename, so a hit is remembered; but a quarantine can
+        # withdraw a file, so a project's entries are dropped whenever the project changes.
         self._known: dict[str, FileView] = {}
+        self._by_project: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        cache.listeners.append(self.forget_projects)
 
     def _lookup(self, filename: str) -> FileView | None:
+        self.cache.sync()
         hit = self._known.get(filename)
         if hit is not None:
             return hit
         with self.ctx.db.read() as conn:
-            view = find_file(conn, filename)
-        if view is not None:
+            found = find_file(conn, filename)
+        if found is None:
+            return None
+        view, project = found
+        with self._lock:
             if len(self._known) > 100_000:
                 self._known.clear()
+                self._by_project.clear()
             self._known[filename] = view
+            self._by_project.setdefault(project, set()).add(filename)
         return view
 
-    def forget(self, filenames: set[str]) -> None:
-        for name in filenames:
-            self._known.pop(name, None)
+    def forget_projects(self, projects: set[str]) -> None:
+        with self._lock:
+            for project in projects:
+                for filename in self._by_project.pop(project, ()):
+                    self._known.pop(filename, None)
 
     async def download(self, request: Request) -> Response:
         sha256 = request.path_params["sha256"]

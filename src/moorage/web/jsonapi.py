@@ -115,6 +115,7 @@ def _info(view: ProjectView, release: ReleaseView, base: str, window: dict[str, 
         "bugtrack_url": None,
     })
     info["yanked"], info["yanked_reason"] = _release_yank(view, release.version)
+    info["project_status"] = {"status": view.status, "reason": view.status_reason, "successor": view.successor}
     info.update(window)
     return info
 
@@ -141,6 +142,9 @@ class JSONAPI:
             tail = f"{version}/json" if version else "json"
             return RedirectResponse(f"{request.scope.get('root_path', '')}/pypi/{normalized}/{tail}", 301)
         view = await to_thread.run_sync(self._load, normalized)
+        if view is not None and view.status == "quarantined":
+            because = f": {view.status_reason}" if view.status_reason else ""
+            return not_found(f"{normalized} is quarantined{because}", as_json=True)
         if view is None or not view.releases:
             return not_found("no project of this name on this index", as_json=True)
         base = str(request.base_url)

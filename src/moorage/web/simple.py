@@ -118,13 +118,15 @@ def render_project_json(view: ProjectView) -> bytes:
             "size": f.size,
             "upload-time": isoformat_z(f.upload_time),
         })
-    doc = {
+    doc: dict[str, object] = {
         "meta": {"api-version": API_VERSION, "_last-serial": view.last_serial},
         "name": view.normalized_name,
         "project-status": status,
         "versions": [r.version for r in view.releases],
         "files": files,
     }
+    if view.successor:
+        doc["_successor"] = view.successor  # index-specific key (PEP 691): the project that replaces this one
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -155,6 +157,8 @@ class PageCache:
         self._bytes = 0
         self._max_bytes = max_bytes
         self._lock = threading.Lock()  # renders store from worker threads
+        # Told the names of changed projects, here or in another process (e.g. file lookups).
+        self.listeners: list[Callable[[set[str]], None]] = []
         # Names known not to exist, so scanners and typos do not reach the database each time.
         self._missing: set[str] = set()
         self._interval = check_interval
@@ -171,6 +175,8 @@ class PageCache:
         for name in projects:
             self._drop(name)
             self._missing.discard(name)
+        for listener in self.listeners:
+            listener(projects)
         self._checked_at = -1e9  # read the serial afresh on the next request
 
     def sync(self) -> None:
@@ -187,6 +193,8 @@ class PageCache:
             for name in changed:
                 self._drop(name)
             self._missing.clear()
+            for listener in self.listeners:
+                listener(changed)
             self._seen_serial = newest
             self.global_serial = newest
 
