@@ -148,3 +148,29 @@ def test_archived_deprecated_and_quarantined_through_the_server(server: Server, 
     server.cli("unquarantine", name, "--reason", "report was wrong")
     _wait_for(lambda: _status(file_url) == 200)
     assert name in _get(server.simple).decode()
+
+
+def test_a_project_history_is_public_and_complete_for_admins(server: Server, unique: str, dists: Path) -> None:
+    name = f"history-{unique}"
+    wheel = make_wheel(dists, name, "1.0")
+    assert clients.twine_upload(server.legacy, server.admin_token, wheel.path).returncode == 0
+    server.cli("yank", name, "1.0", "--reason", "oops")
+    server.cli("unyank", name, "1.0")
+    anonymous = json.loads(_get(server.url + f"api/projects/{name}/events"))
+    actions = [e["action"] for e in anonymous["events"]]
+    assert actions == ["project-created", "role-added", "release-created", "file-added",
+                       "release-yanked", "release-unyanked"]
+    assert anonymous["all"] is False
+    serials = [e["serial"] for e in anonymous["events"]]
+    assert serials == sorted(serials) and len(set(serials)) == len(serials)
+    added = anonymous["events"][3]["payload"]
+    assert (added["filename"], added["sha256"], added["size"]) == (wheel.filename, wheel.sha256,
+                                                                   wheel.path.stat().st_size)
+    admin = json.loads(_get(server.url + f"api/projects/{name}/events",
+                            {"Authorization": f"Bearer {server.admin_token}"}))
+    assert admin["all"] is True and [e["action"] for e in admin["events"]] == actions
+    later = json.loads(_get(server.url + f"api/projects/{name}/events?after={serials[3]}"))
+    assert [e["serial"] for e in later["events"]] == serials[4:]
+    assert _status(server.url + "api/projects/no-such-project-here/events") == 404
+    cli = json.loads(server.cli("events", "--project", name, "--json").stdout)
+    assert [e["action"] for e in cli] == actions and cli[4]["payload"]["reason"] == "oops"

@@ -249,6 +249,26 @@ def cmd_unquarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    from moorage.domain.names import normalize
+    from moorage.store.queries import list_events
+
+    ctx = _context(args)
+    with ctx.db.read() as conn:
+        found = list_events(conn, project=normalize(args.project) if args.project else None,
+                            after=args.after, limit=args.limit)
+    if args.json:
+        print(json.dumps([e.as_dict() for e in found], indent=2))
+        return 0
+    table = Table("serial", "time (UTC)", "actor", "action", "subject", "details")
+    for e in found:
+        details = {k: v for k, v in e.payload.items() if k not in ("project",)}
+        table.add_row(str(e.serial), f"{e.created_at:%Y-%m-%d %H:%M:%S}", Text(e.actor), Text(e.action),
+                      Text(e.subject), Text(json.dumps(details, separators=(",", ":"))))
+    Console(width=max(Console().width, 160)).print(table)
+    return 0
+
+
 def cmd_policy_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rules = policy_rules(settings)
@@ -379,6 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("version", nargs="?")
         p.add_argument("--reason", required=True)
         p.set_defaults(func=func)
+
+    ev = sub.add_parser("events", help="the recorded events (all of them: this is the operator's view)")
+    _common(ev)
+    ev.add_argument("--project", help="only this project's events")
+    ev.add_argument("--after", type=int, default=0, help="only events after this serial")
+    ev.add_argument("--limit", type=int, default=10_000)
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_events)
 
     policy = sub.add_parser("policy", help="the rules in force").add_subparsers(dest="policy_command", required=True)
     show = policy.add_parser("show", help="print the rules in force")

@@ -138,3 +138,30 @@ def projects_by_recent_change(conn: Connection) -> list[str]:
     return list(conn.execute(
         sa.select(projects.c.normalized_name).order_by(projects.c.last_serial.desc())
     ).scalars().all())
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    serial: int
+    created_at: datetime
+    actor: str
+    action: str
+    project: str | None
+    subject: str
+    payload: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"serial": self.serial, "time": self.created_at.isoformat(), "actor": self.actor,
+                "action": self.action, "project": self.project, "subject": self.subject, "payload": self.payload}
+
+
+def list_events(conn: Connection, *, project: str | None = None, actions: frozenset[str] | None = None,
+                after: int = 0, limit: int = 1000) -> list[EventView]:
+    """Events in serial order, optionally of one project and of some actions only."""
+    query = sa.select(events).where(events.c.serial > after).order_by(events.c.serial).limit(limit)
+    if project is not None:
+        query = query.where(events.c.project == project)
+    if actions is not None:
+        query = query.where(events.c.action.in_(sorted(actions)))
+    return [EventView(r.serial, r.created_at, r.actor, r.action, r.project, r.subject, r.payload)
+            for r in conn.execute(query).all()]

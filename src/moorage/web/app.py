@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 from moorage.config import load_settings
 from moorage.services.context import Context, open_context
 from moorage.web import reason
+from moorage.web.events import EventsAPI
 from moorage.web.files import FileViews
 from moorage.web.home import Home
 from moorage.web.jsonapi import JSONAPI
@@ -31,6 +32,7 @@ class MoorageApp:
         home = Home(ctx)
         jsonapi = JSONAPI(ctx)
         upload = LegacyUpload(ctx)
+        events = EventsAPI(ctx)
         self.router = Starlette(routes=[
             Route("/", home.page, methods=["GET", "HEAD"]),
             Route("/healthz", home.health, methods=["GET", "HEAD"]),
@@ -38,6 +40,7 @@ class MoorageApp:
             Route("/legacy/", upload.handle, methods=["POST"]),
             Route("/legacy", upload.handle, methods=["POST"]),
             Route("/pypi/{name:str}/json", jsonapi.project, methods=["GET", "HEAD"]),
+            Route("/api/projects/{name:str}/events", events.project_events, methods=["GET", "HEAD"]),
             Route("/pypi/{name:str}/{version:str}/json", jsonapi.release, methods=["GET", "HEAD"]),
         ])
 

@@ -1,0 +1,10 @@
+"""Which recorded events anyone may read; the rest (accounts, tokens) is for admins."""
+
+from __future__ import annotations
+
+PUBLIC_ACTIONS: frozenset[str] = frozenset({
+    "project-created", "release-created", "file-added",
+    "role-added", "role-changed", "role-removed",
+    "file-yanked", "release-yanked", "file-unyanked", "release-unyanked",
+    "release-reopened", "status-changed", "release-quarantined", "release-unquarantined",
+})

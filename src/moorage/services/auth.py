@@ -1,0 +1,54 @@
+"""Who is asking: API tokens from an Authorization header (Basic __token__ or Bearer)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from moorage.domain.policy import TokenView, check_token
+from moorage.services.accounts import find_token
+from moorage.services.context import Context
+from moorage.store.tables import users
+
+
+@dataclass(frozen=True)
+class Caller:
+    token: TokenView
+    user_id: int
+    is_admin: bool
+
+
+def token_from_header(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password if user == "__token__" else None
+    return None
+
+
+def caller(ctx: Context, header: str | None) -> Caller | None:
+    """The valid token's caller, or None (no, unknown, revoked or expired token)."""
+    token = token_from_header(header)
+    if token is None:
+        return None
+    with ctx.db.read() as conn:
+        found = find_token(conn, token)
+        if found is None or not check_token(found[0], ctx.clock.now()).allowed:
+            return None
+        is_admin = bool(conn.execute(sa.select(users.c.is_admin).where(users.c.id == found[1])).scalar())
+    return Caller(found[0], found[1], is_admin)
+
+
+def admin_from_request(ctx: Context, header: str | None) -> bool:
+    who = caller(ctx, header)
+    return who is not None and who.is_admin
