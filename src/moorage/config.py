@@ -63,14 +63,15 @@ def parse_duration(value: Any, key: str) -> timedelta:
 def _lifecycle_policy(section: dict[str, Any]) -> LifecyclePolicy:
     base = LifecyclePolicy()
     kwargs: dict[str, Any] = {}
-    for key in ("upload_window", "reopen_period"):
+    for key in ("upload_window", "reopen_period", "deletion_window", "retention"):
         if key in section:
             kwargs[key] = parse_duration(section.pop(key), f"policy.{key}")
-    if "close_on_newer_release" in section:
-        value = section.pop("close_on_newer_release")
-        if not isinstance(value, bool):
-            raise ConfigError(f"policy.close_on_newer_release: expected true or false, got {value!r}")
-        kwargs["close_on_newer_release"] = value
+    for key in ("close_on_newer_release", "prereleases_deletable"):
+        if key in section:
+            value = section.pop(key)
+            if not isinstance(value, bool):
+                raise ConfigError(f"policy.{key}: expected true or false, got {value!r}")
+            kwargs[key] = value
     if section:
         raise ConfigError(f"unknown keys in [policy]: {', '.join(sorted(section))}")
     return replace(base, **kwargs)
@@ -242,8 +243,19 @@ def policy_rules(settings: Settings) -> list[dict[str, Any]]:
          "meaning": "a release also closes once a newer version has a file"},
         {"rule": "reopen-period", "key": "policy.reopen_period", "value": _duration_text(life.reopen_period),
          "meaning": "an owner may reopen a closed release for at most this long (recorded, with a reason)"},
+        {"rule": "deletion-window", "key": "policy.deletion_window", "value": _duration_text(life.deletion_window),
+         "meaning": "an owner may delete a file this long after its upload; a release or project when every "
+                    "file in it may be deleted"},
+        {"rule": "deletion-window", "key": "policy.prereleases_deletable", "value": life.prereleases_deletable,
+         "meaning": "an owner may delete a pre-release's files at any time"},
+        {"rule": "deletions-disabled", "key": None, "value": "per project, one way",
+         "meaning": "owners may turn deletions off for good; then only an admin deletes"},
+        {"rule": "retention", "key": "policy.retention", "value": _duration_text(life.retention),
+         "meaning": "deleted bytes are kept this long; `moorage admin restore` brings them back"},
+        {"rule": "name-tombstoned", "key": None, "value": "previous owners and admins",
+         "meaning": "who may register a deleted project's name again"},
         {"rule": "not-an-owner", "key": None, "value": "owners and admins",
-         "meaning": "who may yank, unyank and reopen"},
+         "meaning": "who may yank, unyank, reopen, delete, archive and deprecate; only admins quarantine"},
         {"rule": "file-size-limit", "key": "upload.max_file_size", "value": up.max_file_size,
          "meaning": "largest file, in bytes"},
         {"rule": "project-size-limit", "key": "upload.max_project_size", "value": up.max_project_size,

@@ -96,3 +96,76 @@ def test_the_window_answer_depends_only_on_the_instant(offset: int, window: int)
     policy = LifecyclePolicy(upload_window=timedelta(seconds=window))
     now = T0 + timedelta(seconds=offset)
     assert check_upload_window(release(), policy, now).allowed == (offset < window)
+
+
+# -- deletion -----------------------------------------------------------------------------------
+from moorage.domain.lifecycle import (  # noqa: E402
+    FileFacts,
+    may_delete_file,
+    may_delete_files,
+    may_register_deleted_name,
+    may_restore,
+)
+
+FINAL = FileFacts("demo-1.0-py3-none-any.whl", Version("1.0"), T0)
+PRE = FileFacts("demo-2.0b1-py3-none-any.whl", Version("2.0b1"), T0)
+
+
+def test_a_file_is_deletable_for_72_hours_after_its_upload() -> None:
+    at_71h59 = may_delete_file(OWNER, "demo", None, FINAL, POLICY, T0 + timedelta(hours=71, minutes=59))
+    assert at_71h59.allowed and at_71h59.until == T0 + timedelta(hours=72)
+    at_72h01 = may_delete_file(OWNER, "demo", None, FINAL, POLICY, T0 + timedelta(hours=72, minutes=1))
+    assert not at_72h01.allowed and at_72h01.rule == "deletion-window" and at_72h01.status == 403
+    assert "within 72 hours of upload" in at_72h01.reason and "uploaded 2026-11-02 09:14 UTC" in at_72h01.reason
+    assert at_72h01.until is None
+
+
+def test_a_pre_release_is_deletable_at_any_time_unless_configured_otherwise() -> None:
+    late = T0 + timedelta(days=400)
+    assert may_delete_file(OWNER, "demo", None, PRE, POLICY, late).allowed
+    strict = LifecyclePolicy(prereleases_deletable=False)
+    assert not may_delete_file(OWNER, "demo", None, PRE, strict, late).allowed
+
+
+def test_a_release_is_deletable_only_when_every_file_is() -> None:
+    new = FileFacts("demo-1.0-cp311-cp311-linux_x86_64.whl", Version("1.0"), T0 + timedelta(hours=70))
+    now = T0 + timedelta(hours=73)
+    refused = may_delete_files(OWNER, "demo", None, [new, FINAL], POLICY, now)
+    assert not refused.allowed and FINAL.filename in refused.reason
+    earlier = T0 + timedelta(hours=10)
+    allowed = may_delete_files(OWNER, "demo", None, [new, FINAL], POLICY, earlier)
+    assert allowed.allowed and allowed.until == T0 + timedelta(hours=72)  # the earliest window decides
+
+
+def test_the_switch_stops_owners_but_not_admins() -> None:
+    switched = T0 - timedelta(days=1)
+    refused = may_delete_file(OWNER, "demo", switched, PRE, POLICY, T0)
+    assert not refused.allowed and refused.rule == "deletions-disabled" and "2026-11-01 09:14 UTC" in refused.reason
+    assert not may_delete_files(OWNER, "demo", switched, [], POLICY, T0).allowed
+    assert may_delete_file(ADMIN, "demo", switched, FINAL, POLICY, T0 + timedelta(days=999)).allowed
+    assert may_delete_files(ADMIN, "demo", switched, [FINAL], POLICY, T0 + timedelta(days=999)).allowed
+
+
+def test_only_owners_delete_and_only_admins_restore() -> None:
+    for actor in (MAINTAINER, STRANGER):
+        assert may_delete_file(actor, "demo", None, PRE, POLICY, T0).rule == "not-an-owner"
+        assert not may_delete_files(actor, "demo", None, [PRE], POLICY, T0).allowed
+    assert not may_restore(OWNER, "oops").allowed
+    assert not may_restore(ADMIN, " ").allowed and may_restore(ADMIN, "oops").allowed
+
+
+def test_a_tombstoned_name_is_for_previous_owners_and_admins() -> None:
+    assert may_register_deleted_name(STRANGER, "demo", was_owner=True).allowed
+    assert may_register_deleted_name(ADMIN, "demo", was_owner=False).allowed
+    refused = may_register_deleted_name(STRANGER, "demo", was_owner=False)
+    assert not refused.allowed and refused.rule == "name-tombstoned"
+
+
+@given(hours=st.integers(min_value=0, max_value=24 * 365), final=st.booleans())
+def test_a_non_admin_never_deletes_a_final_file_outside_its_window(hours: int, final: bool) -> None:
+    file = FINAL if final else PRE
+    decision = may_delete_file(OWNER, "demo", None, file, POLICY, T0 + timedelta(hours=hours))
+    if final:
+        assert decision.allowed == (hours < 72)
+    else:
+        assert decision.allowed

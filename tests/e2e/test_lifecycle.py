@@ -174,3 +174,34 @@ def test_a_project_history_is_public_and_complete_for_admins(server: Server, uni
     assert _status(server.url + "api/projects/no-such-project-here/events") == 404
     cli = json.loads(server.cli("events", "--project", name, "--json").stdout)
     assert [e["action"] for e in cli] == actions and cli[4]["payload"]["reason"] == "oops"
+
+
+def test_delete_and_restore_through_the_cli_and_the_server(server: Server, unique: str, dists: Path) -> None:
+    name = f"mistake-{unique}"
+    wheel, sdist = make_wheel(dists, name, "1.0"), make_sdist(dists, name, "1.0")
+    assert clients.twine_upload(server.legacy, server.admin_token, wheel.path, sdist.path).returncode == 0
+    page_url = server.simple + name + "/"
+    file_url = urljoin(page_url, json.loads(_get(page_url, JSON))["files"][0]["url"])
+    assert _status(file_url) == 200
+
+    server.cli("user", "add", f"own{unique}")
+    server.cli("role", "set", name, f"own{unique}", "--role", "owner")
+    server.cli("delete", name, "1.0", wheel.filename, "--as", f"own{unique}")
+    _wait_for(lambda: wheel.filename.encode() not in _get(page_url))
+    assert _status(file_url) == 404
+    again = clients.twine_upload(server.legacy, server.admin_token, wheel.path)
+    said = " ".join((again.stdout + again.stderr).split())
+    assert again.returncode != 0 and "never uploaded again" in said, said
+
+    operator = server.cli("delete", name, check=False)
+    assert operator.returncode == 3 and "reason-required" in operator.stderr
+    server.cli("delete", name, "--reason", "published by mistake")
+    _wait_for(lambda: _status(page_url) == 404)
+    assert name not in _get(server.simple).decode()
+
+    server.cli("admin", "restore", name, "--reason", "it was needed after all")
+    _wait_for(lambda: _status(page_url) == 200)
+    assert [f["filename"] for f in json.loads(_get(page_url, JSON))["files"]] == [sdist.filename]
+    server.cli("admin", "restore", name, "1.0", wheel.filename, "--reason", "this one too")
+    _wait_for(lambda: _status(file_url) == 200)
+    assert _get(file_url) == wheel.path.read_bytes()

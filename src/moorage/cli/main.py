@@ -17,7 +17,7 @@ from rich.text import Text
 from moorage import __version__
 from moorage.config import ConfigError, Settings, load_settings, policy_rules
 from moorage.domain.decisions import Decision, Denied
-from moorage.services import accounts, lifecycle, roles
+from moorage.services import accounts, deletion, lifecycle, roles
 from moorage.services.context import Context, open_context
 
 EXIT_DENIED = 3
@@ -269,6 +269,28 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    done = deletion.delete(ctx, args.project, args.version, args.filename, reason=args.reason, as_user=args.as_user)
+    what = args.filename or (f"release {args.version} of {args.project}" if args.version else args.project)
+    err.print(f"deleted {what}" + (f" ({len(done)} file{'s' if len(done) != 1 else ''})" if done else ""))
+    return 0
+
+
+def cmd_disable_deletions(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    changed = deletion.disable_deletions(ctx, args.project, as_user=args.as_user)
+    err.print(f"deletions are now off for {args.project}, for good" if changed else "deletions were already off")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    done = deletion.restore(ctx, args.project, args.version, args.filename, reason=args.reason)
+    err.print(f"restored {', '.join(done) if done else args.project}")
+    return 0
+
+
 def cmd_policy_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rules = policy_rules(settings)
@@ -399,6 +421,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("version", nargs="?")
         p.add_argument("--reason", required=True)
         p.set_defaults(func=func)
+
+    dele = sub.add_parser("delete", help="delete a file, a release or a project (within the deletion window)")
+    _common(dele)
+    dele.add_argument("project")
+    dele.add_argument("version", nargs="?")
+    dele.add_argument("filename", nargs="?")
+    dele.add_argument("--reason", help="why (required when acting as the operator, an admin)")
+    dele.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
+    dele.set_defaults(func=cmd_delete)
+    dis = sub.add_parser("disable-deletions", help="turn deletions off for a project, for good")
+    _common(dis)
+    dis.add_argument("project")
+    dis.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
+    dis.set_defaults(func=cmd_disable_deletions)
+    admin = sub.add_parser("admin", help="operator commands").add_subparsers(dest="admin_command", required=True)
+    rest = admin.add_parser("restore", help="bring back a deleted file, release or project, as it was")
+    _common(rest)
+    rest.add_argument("project")
+    rest.add_argument("version", nargs="?")
+    rest.add_argument("filename", nargs="?")
+    rest.add_argument("--reason", required=True)
+    rest.set_defaults(func=cmd_restore)
 
     ev = sub.add_parser("events", help="the recorded events (all of them: this is the operator's view)")
     _common(ev)

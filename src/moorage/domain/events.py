@@ -7,4 +7,6 @@ PUBLIC_ACTIONS: frozenset[str] = frozenset({
     "role-added", "role-changed", "role-removed",
     "file-yanked", "release-yanked", "file-unyanked", "release-unyanked",
     "release-reopened", "status-changed", "release-quarantined", "release-unquarantined",
+    "file-deleted", "release-deleted", "project-deleted", "deletions-disabled", "project-reregistered",
+    "file-restored", "release-restored", "project-restored",
 })

@@ -22,6 +22,12 @@ class LifecyclePolicy:
     close_on_newer_release: bool = False
     # An owner may reopen a closed release for at most this long.
     reopen_period: timedelta = timedelta(days=7)
+    # An owner may delete a file this long after its upload (PEP 763) ...
+    deletion_window: timedelta = timedelta(hours=72)
+    # ... or any time if its version is a pre-release.
+    prereleases_deletable: bool = True
+    # Deleted bytes are kept this long so an admin can restore them.
+    retention: timedelta = timedelta(days=90)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +57,7 @@ def when(instant: datetime) -> str:
 
 def _span(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
-    if seconds % 86400 == 0:
+    if seconds % 86400 == 0 and seconds >= 7 * 86400:  # "14 days", but "72 hours" as PEP 763 says
         days = seconds // 86400
         return f"{days} day{'s' if days != 1 else ''}"
     if seconds % 3600 == 0:
@@ -170,4 +176,81 @@ def check_upload_status(project: ProjectFacts, version: Version, release_quarant
         return Decision.deny("project-quarantined", f"{project.name} is quarantined{because}", status=400)
     if release_quarantined:
         return Decision.deny("release-quarantined", f"release {version} of {project.name} is quarantined", status=400)
+    return Decision.allow()
+
+
+# -- deletion (PEP 763) -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    filename: str
+    version: Version
+    uploaded_at: datetime
+
+
+def may_delete_file(actor: Actor, project: str, deletions_disabled_at: datetime | None, file: FileFacts,
+                    policy: LifecyclePolicy, now: datetime) -> Decision:
+    if actor.is_admin:
+        return Decision.allow("admin", "an admin may always delete, with a reason")
+    if not actor.is_owner:
+        return Decision.deny("not-an-owner", f"only an owner of {project} or an admin may delete")
+    if deletions_disabled_at is not None:
+        return _deletions_disabled(project, deletions_disabled_at)
+    if policy.prereleases_deletable and file.version.is_prerelease:
+        return Decision.allow("pre-release", f"{file.filename} is a pre-release and may be deleted at any time")
+    closes = file.uploaded_at + policy.deletion_window
+    if now < closes:
+        return Decision.allow("deletion-window", f"{file.filename} may be deleted until {when(closes)}", until=closes)
+    return Decision.deny(
+        "deletion-window",
+        f"files may be deleted within {_span(policy.deletion_window)} of upload; {file.filename} was uploaded "
+        f"{when(file.uploaded_at)}; yank it, or deprecate or archive the project instead",
+    )
+
+
+def _deletions_disabled(project: str, since: datetime) -> Decision:
+    return Decision.deny("deletions-disabled",
+                         f"the owners of {project} turned deletions off on {when(since)}; "
+                         "yank, deprecate or archive instead")
+
+
+def may_delete_files(actor: Actor, project: str, deletions_disabled_at: datetime | None,
+                     files: list[FileFacts], policy: LifecyclePolicy, now: datetime) -> Decision:
+    """A release (or project) may be deleted when every file in it may: the first refusal
+    explains why not; when allowed, the answer holds until the earliest file's window ends."""
+    if actor.is_admin:
+        return Decision.allow("admin", "an admin may always delete, with a reason")
+    if not actor.is_owner:
+        return Decision.deny("not-an-owner", f"only an owner of {project} or an admin may delete")
+    if deletions_disabled_at is not None:  # even when nothing is left to delete
+        return _deletions_disabled(project, deletions_disabled_at)
+    until: datetime | None = None
+    for file in files:
+        decision = may_delete_file(actor, project, deletions_disabled_at, file, policy, now)
+        if not decision.allowed:
+            return decision
+        if decision.until is not None and (until is None or decision.until < until):
+            until = decision.until
+    return Decision.allow("deletion-window", "every file concerned may be deleted", until=until)
+
+
+def may_disable_deletions(actor: Actor, project: str) -> Decision:
+    if actor.is_admin or actor.is_owner:
+        return Decision.allow()
+    return Decision.deny("not-an-owner", f"only an owner of {project} or an admin may turn deletions off")
+
+
+def may_register_deleted_name(actor: Actor, project: str, was_owner: bool) -> Decision:
+    """A deleted project's name is a tombstone: only a previous owner or an admin may take it."""
+    if actor.is_admin or was_owner:
+        return Decision.allow()
+    return Decision.deny("name-tombstoned",
+                         f"the name {project} belonged to a deleted project; only one of its previous owners "
+                         "or an admin may register it again", status=403)
+
+
+def may_restore(actor: Actor, reason: str | None) -> Decision:
+    if not actor.is_admin:
+        return Decision.deny("admin-only", "only an admin may restore what was deleted")
+    if not (reason and reason.strip()):
+        return Decision.deny("reason-required", "a restore needs a reason", status=400)
     return Decision.allow()

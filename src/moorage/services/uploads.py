@@ -18,7 +18,14 @@ from moorage import archives
 from moorage.domain.clock import isoformat_z
 from moorage.domain.decisions import Decision, Denied, bad_request
 from moorage.domain.filenames import parse_filename
-from moorage.domain.lifecycle import ProjectFacts, check_upload_status, check_upload_window, release_facts
+from moorage.domain.lifecycle import (
+    Actor,
+    ProjectFacts,
+    check_upload_status,
+    check_upload_window,
+    may_register_deleted_name,
+    release_facts,
+)
 from moorage.domain.metadata import CoreMetadata, check_agreement, parse_metadata
 from moorage.domain.names import check_new_name, normalize, similarity_key
 from moorage.domain.policy import (
@@ -33,7 +40,7 @@ from moorage.services.accounts import find_token
 from moorage.services.context import Context
 from moorage.services.events import append_event, lock_event_log
 from moorage.store.blobs import BlobTooLarge, StagedBlob
-from moorage.store.tables import filename_registry, files, projects, releases, roles, tokens
+from moorage.store.tables import filename_registry, files, projects, releases, roles, tokens, users
 
 _log = logging.getLogger(__name__)
 
@@ -98,12 +105,18 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
         if not form.name or not form.version:
             raise bad_request("missing-field", "the form must give the project name and version")
         project = normalize(form.name)
-        existing = conn.execute(
-            sa.select(projects.c.id).where(projects.c.normalized_name == project)
-        ).scalar()
+        found_project = conn.execute(
+            sa.select(projects.c.id, projects.c.deleted_at).where(projects.c.normalized_name == project)
+        ).first()
+        existing = found_project.id if found_project else None
+        role = _role(conn, existing, user_id) if existing is not None else None
+        if found_project is not None and found_project.deleted_at is not None:
+            _refuse(may_register_deleted_name(_uploader(conn, token_view, user_id, role), project,
+                                              was_owner=role == "owner"))
         _refuse(check_upload_scope(
             token_view, project, project_exists=existing is not None,
-            is_owner_or_maintainer=existing is not None and _role(conn, existing, user_id) is not None,
+            is_owner_or_maintainer=role is not None or (found_project is not None
+                                                        and found_project.deleted_at is not None),
         ))
     if not form.filetype:
         raise bad_request("invalid-filetype", "the form must give a filetype (sdist or bdist_wheel)")
@@ -153,13 +166,23 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
     return UploadResult("created", project, dist.filename, staged.sha256, serial)
 
 
+def _uploader(conn: Connection, token: TokenView, user_id: int, role: str | None) -> Actor:
+    is_admin = bool(conn.execute(sa.select(users.c.is_admin).where(users.c.id == user_id)).scalar())
+    return Actor(token.user_name, is_admin=is_admin, role=role)
+
+
 def _registered(ctx: Context, filename: str) -> tuple[str, str] | None:
-    """(sha256, project) of a filename ever accepted, or None."""
+    """(sha256, project) of a filename ever accepted, or None. A deleted file's name is
+    refused outright: it is never uploaded again (an admin can restore the file)."""
     with ctx.db.read() as conn:
         row = conn.execute(
-            sa.select(filename_registry.c.sha256, filename_registry.c.project)
+            sa.select(filename_registry.c.sha256, filename_registry.c.project, files.c.deleted_at)
+            .select_from(filename_registry.outerjoin(files, files.c.filename == filename_registry.c.filename))
             .where(filename_registry.c.filename == filename)
         ).first()
+    if row is not None and row.deleted_at is not None:
+        raise bad_request("file-deleted", f"{filename} was deleted on {row.deleted_at:%Y-%m-%d %H:%M} UTC and a "
+                          "deleted filename is never uploaded again; an admin can restore it")
     return (row.sha256, row.project) if row else None
 
 
@@ -224,7 +247,7 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
         # two separate look-ups would otherwise show up as a look-alike of itself.
         found = conn.execute(
             sa.select(projects.c.id, projects.c.name, projects.c.normalized_name, projects.c.total_size,
-                      projects.c.status, projects.c.status_reason)
+                      projects.c.status, projects.c.status_reason, projects.c.deleted_at)
             .where(sa.or_(projects.c.normalized_name == project,
                           projects.c.similarity_key == similarity_key(meta.name)))
             .with_for_update()
@@ -246,7 +269,19 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
             facts = ProjectFacts(project)
         else:
             project_id, total = int(row.id), int(row.total_size)
-            if _role(conn, project_id, user_id) is None:
+            role = _role(conn, project_id, user_id)
+            if row.deleted_at is not None:
+                # A tombstoned name: only a previous owner or an admin takes it again.
+                _refuse(may_register_deleted_name(_uploader(conn, token, user_id, role), project,
+                                                  was_owner=role == "owner"))
+                if role is None:
+                    conn.execute(roles.insert().values(project_id=project_id, user_id=user_id, role="owner"))
+                conn.execute(projects.update().where(projects.c.id == project_id)
+                             .values(deleted_at=None, deleted_reason=None))
+                append_event(conn, now=now, actor=actor, action="project-reregistered",
+                             subject=f"project:{project}", project=project,
+                             payload={"project": project, "before": {"deleted": True}, "after": {"deleted": False}})
+            elif role is None:
                 raise Denied(Decision.deny("not-a-maintainer",
                                            f"the user {actor!r} is not an owner or maintainer of {project!r}"))
             facts = ProjectFacts(project, row.status, row.status_reason)
@@ -255,8 +290,8 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
 
         canonical = canonicalize_version(meta.version)
         release = conn.execute(
-            sa.select(releases.c.id, releases.c.quarantined_at).where(releases.c.project_id == project_id,
-                                           releases.c.canonical_version == canonical)
+            sa.select(releases.c.id, releases.c.quarantined_at, releases.c.deleted_at)
+            .where(releases.c.project_id == project_id, releases.c.canonical_version == canonical)
         ).first()
         if release is None:
             release_id = conn.execute(releases.insert().values(
@@ -268,6 +303,8 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
                          payload={"project": project, "version": str(meta.version)})
         else:
             release_id = release.id
+            if release.deleted_at is not None:
+                conn.execute(releases.update().where(releases.c.id == release_id).values(deleted_at=None))
             if release.quarantined_at is not None:
                 _refuse(check_upload_status(facts, meta.version, release_quarantined=True))
             _refuse(_upload_window(conn, ctx, project, project_id, meta.version, now))

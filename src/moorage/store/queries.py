@@ -66,7 +66,8 @@ def _version_key(v: str) -> tuple[int, Version | str]:
 def project_names(conn: Connection) -> list[tuple[str, str]]:
     """(name, normalized name) of every project offered, by normalized name."""
     rows = conn.execute(sa.select(projects.c.name, projects.c.normalized_name)
-                        .where(projects.c.status != "quarantined")  # a quarantined project leaves the index
+                        # a quarantined or deleted project leaves the index
+                        .where(projects.c.status != "quarantined", projects.c.deleted_at.is_(None))
                         .order_by(projects.c.normalized_name)).all()
     return [(r.name, r.normalized_name) for r in rows]
 
@@ -75,17 +76,21 @@ def load_project(conn: Connection, normalized_name: str, *, offered_only: bool =
     """A project with its releases and files. ``offered_only`` leaves out what a quarantine
     withholds: every file of a quarantined project, and quarantined releases."""
     p = conn.execute(sa.select(projects).where(projects.c.normalized_name == normalized_name)).first()
-    if p is None:
+    if p is None or (offered_only and p.deleted_at is not None):
         return None
     rels = conn.execute(
         sa.select(releases.c.id, releases.c.version, releases.c.created_at, releases.c.requires_python,
-                  releases.c.metadata, releases.c.reopened_until, releases.c.quarantined_at)
+                  releases.c.metadata, releases.c.reopened_until, releases.c.quarantined_at, releases.c.deleted_at)
         .where(releases.c.project_id == p.id)
     ).all()
     if offered_only:
-        rels = [] if p.status == "quarantined" else [r for r in rels if r.quarantined_at is None]
+        rels = ([] if p.status == "quarantined"
+                else [r for r in rels if r.quarantined_at is None and r.deleted_at is None])
     by_id = {r.id: r.version for r in rels}
-    frows = conn.execute(sa.select(files).where(files.c.project_id == p.id)).all() if rels else []
+    query = sa.select(files).where(files.c.project_id == p.id)
+    if offered_only:
+        query = query.where(files.c.deleted_at.is_(None))
+    frows = conn.execute(query).all() if rels else []
     file_views = [
         FileView(f.filename, by_id[f.release_id], f.packagetype, f.python_version, f.sha256, f.blake2_256,
                  f.md5, f.size, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked_at, f.yanked_reason)
@@ -107,7 +112,7 @@ def find_file(conn: Connection, filename: str) -> tuple[FileView, str] | None:
         sa.select(files, releases.c.version, projects.c.normalized_name)
         .join(releases, releases.c.id == files.c.release_id)
         .join(projects, projects.c.id == files.c.project_id)
-        .where(files.c.filename == filename, releases.c.quarantined_at.is_(None),
+        .where(files.c.filename == filename, files.c.deleted_at.is_(None), releases.c.quarantined_at.is_(None),
                projects.c.status != "quarantined")
     ).first()
     if row is None:

@@ -81,6 +81,11 @@ projects = sa.Table(
     # A deprecated project may name the project that replaces it.
     sa.Column("successor", sa.String(100), nullable=True),
     sa.Column("status_changed_at", UTCDateTime, nullable=True),
+    # The owners' one-way switch: from then on only an admin may delete anything here.
+    sa.Column("deletions_disabled_at", UTCDateTime, nullable=True),
+    # A deleted project keeps its row as the name's tombstone.
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
+    sa.Column("deleted_reason", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_serial", sa.BigInteger, nullable=False, default=0),
     sa.Column("total_size", sa.BigInteger, nullable=False, default=0),
@@ -110,6 +115,7 @@ releases = sa.Table(
     # An admin quarantined this release alone: its files are neither offered nor served.
     sa.Column("quarantined_at", UTCDateTime, nullable=True),
     sa.Column("quarantine_reason", sa.Text, nullable=True),
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("project_id", "canonical_version"),
 )
 
@@ -133,6 +139,9 @@ files = sa.Table(
     # PEP 592: a yanked file stays downloadable; installers skip it unless pinned.
     sa.Column("yanked_at", UTCDateTime, nullable=True),
     sa.Column("yanked_reason", sa.Text, nullable=True),
+    # Deleted: no longer offered; the row and the bytes stay for retention and restore.
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
+    sa.Column("deleted_reason", sa.Text, nullable=True),
     sa.CheckConstraint("packagetype in ('sdist', 'bdist_wheel')", name="packagetype"),
     # One sdist per release.
     sa.Index(
