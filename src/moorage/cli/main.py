@@ -17,7 +17,7 @@ from rich.text import Text
 from moorage import __version__
 from moorage.config import ConfigError, Settings, load_settings, policy_rules
 from moorage.domain.decisions import Decision, Denied
-from moorage.services import accounts, deletion, lifecycle, roles
+from moorage.services import accounts, checks, deletion, lifecycle, roles
 from moorage.services.context import Context, open_context
 
 EXIT_DENIED = 3
@@ -291,6 +291,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    decision = checks.check(ctx, args.action, args.project, args.version, args.filename, as_user=args.as_user)
+    if args.json:
+        print(json.dumps(decision.as_dict()))
+    else:
+        verdict = "allowed" if decision.allowed else f"denied ({decision.rule})"
+        text = f"{verdict}: {decision.reason}" if decision.reason else verdict
+        if decision.until is not None:
+            text += f" (until {decision.until:%Y-%m-%d %H:%M} UTC)"
+        print(text)
+    return 0 if decision.allowed else EXIT_DENIED
+
+
 def cmd_policy_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rules = policy_rules(settings)
@@ -457,6 +471,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(show)
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_policy_show)
+    chk = policy.add_parser("check", help="the decision an action would meet, without doing it")
+    _common(chk)
+    chk.add_argument("action", choices=list(checks.ACTIONS))
+    chk.add_argument("project")
+    chk.add_argument("version", nargs="?")
+    chk.add_argument("filename", nargs="?")
+    chk.add_argument("--as", dest="as_user", metavar="USER", required=True, help="the user who would act")
+    chk.add_argument("--json", action="store_true")
+    chk.set_defaults(func=cmd_policy_check)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     upgrade = db.add_parser("upgrade", help="apply the database migrations")

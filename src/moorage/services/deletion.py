@@ -7,6 +7,7 @@ blob store for the retention period, so `restore` brings back exactly what was d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -61,56 +62,80 @@ def _mark_deleted(conn: Connection, rows: list[sa.Row], project_id: int, now: da
                  .values(total_size=projects.c.total_size - sum(int(r.size) for r in rows)))
 
 
+@dataclass
+class DeletePlan:
+    project_id: int
+    name: str
+    actor: Actor
+    rows: list[sa.Row]
+    action: str
+    subject: str
+    release_id: int | None = None
+    version: str | None = None
+
+
+def plan_delete(conn: Connection, ctx: Context, project: str, version: str | None, filename: str | None,
+                as_user: str | None, *, lock: bool = True) -> tuple[Decision, DeletePlan]:
+    """What deleting would take, and whether the policy allows it (nothing is changed)."""
+    if filename is not None and version is None:
+        raise bad_request("missing-version", "name the version of the file to delete")
+    policy = ctx.settings.lifecycle
+    now = ctx.clock.now()
+    project_id, name = _project(conn, project, lock=lock)
+    prow = conn.execute(sa.select(projects.c.deleted_at, projects.c.deletions_disabled_at)
+                        .where(projects.c.id == project_id)).one()
+    if prow.deleted_at is not None:
+        raise NotFound(f"{name} was deleted on {prow.deleted_at:%Y-%m-%d %H:%M} UTC")
+    actor = resolve_actor(conn, as_user, project_id)
+    if version is None:
+        rows = _live_files(conn, files.c.project_id == project_id)
+        decision = may_delete_files(actor, name, prow.deletions_disabled_at, _facts(rows), policy, now)
+        return decision, DeletePlan(project_id, name, actor, rows, "project-deleted", f"project:{name}")
+    release = _release(conn, project_id, name, version)
+    where = files.c.release_id == release.id
+    if filename is not None:
+        where = sa.and_(where, files.c.filename == filename)
+    rows = _live_files(conn, where)
+    if filename is not None:
+        if not rows:
+            raise NotFound(f"no file {filename!r} in release {release.version} of {name}")
+        decision = may_delete_file(actor, name, prow.deletions_disabled_at, _facts(rows)[0], policy, now)
+        plan = DeletePlan(project_id, name, actor, rows, "file-deleted", f"file:{filename}", release.id,
+                          release.version)
+    else:
+        decision = may_delete_files(actor, name, prow.deletions_disabled_at, _facts(rows), policy, now)
+        plan = DeletePlan(project_id, name, actor, rows, "release-deleted", f"release:{name}/{release.version}",
+                          release.id, release.version)
+    return decision, plan
+
+
 def delete(ctx: Context, project: str, version: str | None = None, filename: str | None = None, *,
            reason: str | None = None, as_user: str | None = None) -> list[str]:
     """Delete a file, a release or a whole project; returns the filenames deleted."""
-    if filename is not None and version is None:
-        raise bad_request("missing-version", "name the version of the file to delete")
     reason = (reason or "").strip() or None
-    policy = ctx.settings.lifecycle
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
-        prow = conn.execute(sa.select(projects.c.deleted_at, projects.c.deletions_disabled_at)
-                            .where(projects.c.id == project_id)).one()
-        if prow.deleted_at is not None:
-            raise NotFound(f"{name} was deleted on {prow.deleted_at:%Y-%m-%d %H:%M} UTC")
-        actor = resolve_actor(conn, as_user, project_id)
-        _admin_reason(actor, reason)
+        decision, plan = plan_delete(conn, ctx, project, version, filename, as_user)
+        _admin_reason(plan.actor, reason)
+        _refuse(decision)
+        name, rows = plan.name, plan.rows
         payload: dict[str, object] = {"project": name, "reason": reason}
-        if version is None:
-            rows = _live_files(conn, files.c.project_id == project_id)
-            _refuse(may_delete_files(actor, name, prow.deletions_disabled_at, _facts(rows), policy, now))
-            _mark_deleted(conn, rows, project_id, now, reason)
-            conn.execute(releases.update().where(releases.c.project_id == project_id,
+        _mark_deleted(conn, rows, plan.project_id, now, reason)
+        if plan.release_id is None:
+            conn.execute(releases.update().where(releases.c.project_id == plan.project_id,
                                                  releases.c.deleted_at.is_(None)).values(deleted_at=now))
-            conn.execute(projects.update().where(projects.c.id == project_id)
+            conn.execute(projects.update().where(projects.c.id == plan.project_id)
                          .values(deleted_at=now, deleted_reason=reason))
-            action, subject = "project-deleted", f"project:{name}"
         else:
-            release = _release(conn, project_id, name, version)
-            where = files.c.release_id == release.id
-            if filename is not None:
-                where = sa.and_(where, files.c.filename == filename)
-            rows = _live_files(conn, where)
-            if filename is not None:
-                if not rows:
-                    raise NotFound(f"no file {filename!r} in release {release.version} of {name}")
-                _refuse(may_delete_file(actor, name, prow.deletions_disabled_at, _facts(rows)[0], policy, now))
-                action, subject = "file-deleted", f"file:{filename}"
-            else:
-                _refuse(may_delete_files(actor, name, prow.deletions_disabled_at, _facts(rows), policy, now))
-                action, subject = "release-deleted", f"release:{name}/{release.version}"
-            _mark_deleted(conn, rows, project_id, now, reason)
-            left = conn.execute(sa.select(files.c.id).where(files.c.release_id == release.id,
+            left = conn.execute(sa.select(files.c.id).where(files.c.release_id == plan.release_id,
                                                             files.c.deleted_at.is_(None)).limit(1)).first()
             if left is None:  # a release with no file left is gone too
-                conn.execute(releases.update().where(releases.c.id == release.id).values(deleted_at=now))
-            payload["version"] = release.version
+                conn.execute(releases.update().where(releases.c.id == plan.release_id).values(deleted_at=now))
+            payload["version"] = plan.version
             payload["release_deleted"] = left is None
         payload["files"] = [{"filename": r.filename, "sha256": r.sha256, "size": r.size} for r in rows]
         payload["before"], payload["after"] = {"deleted": False}, {"deleted": True}
-        append_event(conn, now=now, actor=actor.name, action=action, subject=subject, project=name,
+        append_event(conn, now=now, actor=plan.actor.name, action=plan.action, subject=plan.subject, project=name,
                      payload=payload)
     ctx.committed({name})
     return [r.filename for r in rows]

@@ -46,11 +46,10 @@ def resolve_actor(conn: Connection, user: str | None, project_id: int) -> Actor:
     return Actor(user, is_admin=bool(row.is_admin), role=role)
 
 
-def _project(conn: Connection, project: str) -> tuple[int, str]:
+def _project(conn: Connection, project: str, *, lock: bool = True) -> tuple[int, str]:
     name = normalize(project)
-    pid = conn.execute(
-        sa.select(projects.c.id).where(projects.c.normalized_name == name).with_for_update()
-    ).scalar()
+    query = sa.select(projects.c.id).where(projects.c.normalized_name == name)
+    pid = conn.execute(query.with_for_update() if lock else query).scalar()
     if pid is None:
         raise NotFound(f"no project named {project!r}")
     return int(pid), name
