@@ -17,7 +17,7 @@ from rich.text import Text
 from moorage import __version__
 from moorage.config import ConfigError, Settings, load_settings, policy_rules
 from moorage.domain.decisions import Decision, Denied
-from moorage.services import accounts, checks, deletion, lifecycle, roles
+from moorage.services import accounts, checks, deletion, handover, lifecycle, roles
 from moorage.services.context import Context, open_context
 
 EXIT_DENIED = 3
@@ -291,6 +291,38 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_invite(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    transfer = args.command == "transfer"
+    handover.invite(ctx, args.project, args.user, role=getattr(args, "role", "owner"), transfer=transfer,
+                    as_user=args.as_user)
+    what = "a transfer of" if transfer else "an invitation to"
+    err.print(f"{args.user} has {what} {args.project}; they answer with `moorage accept {args.project} --as USER`")
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    result = handover.answer(ctx, args.project, as_user=args.as_user, accept=args.command == "accept")
+    err.print(f"{args.as_user} is now {result} of {args.project}" if result != "declined" else "declined")
+    return 0
+
+
+def cmd_leave(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    orphaned = handover.leave(ctx, args.project, as_user=args.as_user)
+    err.print(f"{args.as_user} left {args.project}" + ("; it has no owner left and is archived as orphaned"
+                                                       if orphaned else ""))
+    return 0
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    handover.adopt(ctx, args.project, args.user, reason=args.reason)
+    err.print(f"{args.user} now owns {args.project}")
+    return 0
+
+
 def cmd_policy_check(args: argparse.Namespace) -> int:
     ctx = _context(args)
     decision = checks.check(ctx, args.action, args.project, args.version, args.filename, as_user=args.as_user)
@@ -457,6 +489,34 @@ def build_parser() -> argparse.ArgumentParser:
     rest.add_argument("filename", nargs="?")
     rest.add_argument("--reason", required=True)
     rest.set_defaults(func=cmd_restore)
+
+    for command, text in (("invite", "invite a user to be owner or maintainer"),
+                          ("transfer", "hand your place as owner to another user (they accept)")):
+        p = sub.add_parser(command, help=text)
+        _common(p)
+        p.add_argument("project")
+        p.add_argument("user")
+        if command == "invite":
+            p.add_argument("--role", choices=["owner", "maintainer"], default="maintainer")
+        p.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
+        p.set_defaults(func=cmd_invite)
+    for command, text in (("accept", "accept an invitation or transfer"), ("decline", "decline an invitation")):
+        p = sub.add_parser(command, help=text)
+        _common(p)
+        p.add_argument("project")
+        p.add_argument("--as", dest="as_user", metavar="USER", required=True, help="the invited user")
+        p.set_defaults(func=cmd_answer)
+    lv = sub.add_parser("leave", help="give up your role; the last owner leaving orphans the project")
+    _common(lv)
+    lv.add_argument("project")
+    lv.add_argument("--as", dest="as_user", metavar="USER", required=True, help="the user who leaves")
+    lv.set_defaults(func=cmd_leave)
+    adopt = admin.add_parser("adopt", help="hand an orphaned project to a new owner")
+    _common(adopt)
+    adopt.add_argument("project")
+    adopt.add_argument("user")
+    adopt.add_argument("--reason", required=True)
+    adopt.set_defaults(func=cmd_adopt)
 
     ev = sub.add_parser("events", help="the recorded events (all of them: this is the operator's view)")
     _common(ev)

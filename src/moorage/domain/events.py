@@ -9,4 +9,6 @@ PUBLIC_ACTIONS: frozenset[str] = frozenset({
     "release-reopened", "status-changed", "release-quarantined", "release-unquarantined",
     "file-deleted", "release-deleted", "project-deleted", "deletions-disabled", "project-reregistered",
     "file-restored", "release-restored", "project-restored",
+    "invitation-accepted", "project-orphaned", "project-adopted",
 })
+# Not public: accounts and tokens, and invitations until they are accepted.

@@ -254,3 +254,29 @@ def may_restore(actor: Actor, reason: str | None) -> Decision:
     if not (reason and reason.strip()):
         return Decision.deny("reason-required", "a restore needs a reason", status=400)
     return Decision.allow()
+
+
+# -- hand-over: invitations, leaving, orphaning, adoption --------------------------------------
+ORPHANED = "orphaned"
+
+
+def may_invite(actor: Actor, project: str) -> Decision:
+    if actor.is_admin or actor.is_owner:
+        return Decision.allow()
+    return Decision.deny("not-an-owner", f"only an owner of {project} or an admin may invite or transfer")
+
+
+def may_leave(actor: Actor, project: str) -> Decision:
+    if actor.role is None:
+        return Decision.deny("no-role", f"{actor.name} has no role on {project} to leave", status=400)
+    return Decision.allow()
+
+
+def may_adopt(actor: Actor, project: ProjectFacts, owners: int, reason: str | None) -> Decision:
+    if not actor.is_admin:
+        return Decision.deny("admin-only", "only an admin may hand an orphaned project to an adopter")
+    if not (reason and reason.strip()):
+        return Decision.deny("reason-required", "an adoption needs a reason", status=400)
+    if owners:
+        return Decision.deny("not-orphaned", f"{project.name} has owners; they can invite or transfer", status=400)
+    return Decision.allow()

@@ -177,3 +177,20 @@ events = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
     sqlite_autoincrement=True,
 )
+
+# An owner's invitation to become owner or maintainer; a transfer also hands the inviter's
+# place over when accepted.
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False, index=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("transfer", sa.Boolean, nullable=False, default=False),
+    sa.Column("invited_by", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("answered_at", UTCDateTime, nullable=True),
+    sa.Column("accepted", sa.Boolean, nullable=True),
+    sa.CheckConstraint("role in ('owner', 'maintainer')", name="role"),
+)
