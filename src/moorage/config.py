@@ -63,7 +63,7 @@ def parse_duration(value: Any, key: str) -> timedelta:
 def _lifecycle_policy(section: dict[str, Any]) -> LifecyclePolicy:
     base = LifecyclePolicy()
     kwargs: dict[str, Any] = {}
-    for key in ("upload_window", "reopen_period", "deletion_window", "retention"):
+    for key in ("upload_window", "reopen_period", "deletion_window", "retention", "removal_grace"):
         if key in section:
             kwargs[key] = parse_duration(section.pop(key), f"policy.{key}")
     for key in ("close_on_newer_release", "prereleases_deletable"):
@@ -252,6 +252,9 @@ def policy_rules(settings: Settings) -> list[dict[str, Any]]:
          "meaning": "owners may turn deletions off for good; then only an admin deletes"},
         {"rule": "retention", "key": "policy.retention", "value": _duration_text(life.retention),
          "meaning": "deleted bytes are kept this long; `moorage admin restore` brings them back"},
+        {"rule": "removal-grace", "key": "policy.removal_grace", "value": _duration_text(life.removal_grace),
+         "meaning": "an announced removal takes effect this long after (at the earliest, for owners); then the "
+                    "files are offered only under /pending/simple/"},
         {"rule": "name-tombstoned", "key": None, "value": "previous owners and admins",
          "meaning": "who may register a deleted project's name again"},
         {"rule": "not-an-owner", "key": None, "value": "owners and admins",

@@ -205,3 +205,26 @@ def test_delete_and_restore_through_the_cli_and_the_server(server: Server, uniqu
     server.cli("admin", "restore", name, "1.0", wheel.filename, "--reason", "this one too")
     _wait_for(lambda: _status(file_url) == 200)
     assert _get(file_url) == wheel.path.read_bytes()
+
+
+def test_after_a_removal_only_the_opt_in_root_installs_the_project(server: Server, unique: str, dists: Path,
+                                                                  tmp_path: Path) -> None:
+    name = f"retiring-{unique}"
+    wheel = make_wheel(dists, name, "1.0")
+    assert clients.twine_upload(server.legacy, server.admin_token, wheel.path).returncode == 0
+    # The operator (an admin) may choose a short grace period: here about half a second.
+    server.cli("announce-removal", name, "--days", "0.000005", "--reason", "retired")
+    page = server.simple + name + "/"
+    _wait_for(lambda: wheel.filename.encode() not in _get(page), timeout=5.0)
+    pending = server.url + "pending/simple/"
+    assert wheel.filename.encode() in _get(pending + name + "/")
+    assert json.loads(_get(page, JSON))["project-status"]["status"] == "deprecated"
+
+    for installer in (clients.pip_install, clients.uv_pip_install):
+        default = clients.fresh_venv(tmp_path / f"default-{installer.__name__}")
+        refused = installer(default, server.simple, name)
+        assert refused.returncode != 0
+        opted_in = clients.fresh_venv(tmp_path / f"pending-{installer.__name__}")
+        result = installer(opted_in, pending, name)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert clients.installed(opted_in)[name] == "1.0"

@@ -77,7 +77,8 @@ def test_find_file_and_project_names(ctx: Context, token: str, dists: Path) -> N
     with ctx.db.read() as conn:
         found = queries.find_file(conn, sdist.filename)
         assert found is not None
-        f, project = found
+        f, project, removal_at = found
+        assert removal_at is None
         assert project == "zed-pkg"
         assert (f.filename, f.version, f.packagetype, f.sha256) == (
             sdist.filename, "3.1", "sdist", sdist.sha256)

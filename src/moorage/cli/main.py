@@ -17,7 +17,7 @@ from rich.text import Text
 from moorage import __version__
 from moorage.config import ConfigError, Settings, load_settings, policy_rules
 from moorage.domain.decisions import Decision, Denied
-from moorage.services import accounts, checks, deletion, handover, lifecycle, roles
+from moorage.services import accounts, checks, deletion, handover, lifecycle, removal, roles
 from moorage.services.context import Context, open_context
 
 EXIT_DENIED = 3
@@ -323,6 +323,20 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_announce_removal(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    decision = removal.announce_removal(ctx, args.project, days=args.days, reason=args.reason, as_user=args.as_user)
+    _print_decision(decision, args.json)
+    return 0
+
+
+def cmd_cancel_removal(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    removal.cancel_removal(ctx, args.project, as_user=args.as_user)
+    err.print(f"the removal of {args.project} is cancelled")
+    return 0
+
+
 def cmd_policy_check(args: argparse.Namespace) -> int:
     ctx = _context(args)
     decision = checks.check(ctx, args.action, args.project, args.version, args.filename, as_user=args.as_user)
@@ -517,6 +531,20 @@ def build_parser() -> argparse.ArgumentParser:
     adopt.add_argument("user")
     adopt.add_argument("--reason", required=True)
     adopt.set_defaults(func=cmd_adopt)
+
+    ann = sub.add_parser("announce-removal", help="withdraw a project after a grace period (opt-in root after it)")
+    _common(ann)
+    ann.add_argument("project")
+    ann.add_argument("--days", type=float, help="grace period (default: the policy's, 30 days)")
+    ann.add_argument("--reason")
+    ann.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
+    ann.add_argument("--json", action="store_true")
+    ann.set_defaults(func=cmd_announce_removal)
+    can = sub.add_parser("cancel-removal", help="take an announced removal back")
+    _common(can)
+    can.add_argument("project")
+    can.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
+    can.set_defaults(func=cmd_cancel_removal)
 
     ev = sub.add_parser("events", help="the recorded events (all of them: this is the operator's view)")
     _common(ev)

@@ -28,6 +28,9 @@ class LifecyclePolicy:
     prereleases_deletable: bool = True
     # Deleted bytes are kept this long so an admin can restore them.
     retention: timedelta = timedelta(days=90)
+    # An announced removal takes effect this long after the announcement (at the earliest,
+    # for owners); until then everything works.
+    removal_grace: timedelta = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,3 +283,32 @@ def may_adopt(actor: Actor, project: ProjectFacts, owners: int, reason: str | No
     if owners:
         return Decision.deny("not-orphaned", f"{project.name} has owners; they can invite or transfer", status=400)
     return Decision.allow()
+
+
+# -- pending removal ----------------------------------------------------------------------------
+def may_announce_removal(actor: Actor, project: str, grace: timedelta, policy: LifecyclePolicy) -> Decision:
+    if not (actor.is_admin or actor.is_owner):
+        return Decision.deny("not-an-owner", f"only an owner of {project} or an admin may announce its removal")
+    if grace < policy.removal_grace and not actor.is_admin:
+        return Decision.deny("removal-grace",
+                             f"a removal is announced at least {_span(policy.removal_grace)} ahead, so the people "
+                             "who depend on the project have time to move", status=400)
+    if grace <= timedelta(0):
+        return Decision.deny("removal-grace", "a removal is announced ahead of time", status=400)
+    return Decision.allow()
+
+
+def may_cancel_removal(actor: Actor, project: str, removal_at: datetime | None, now: datetime) -> Decision:
+    if not (actor.is_admin or actor.is_owner):
+        return Decision.deny("not-an-owner", f"only an owner of {project} or an admin may cancel its removal")
+    if removal_at is None:
+        return Decision.deny("no-removal", f"no removal of {project} was announced", status=400)
+    if now >= removal_at and not actor.is_admin:
+        return Decision.deny("removal-done", f"the removal of {project} took effect on {when(removal_at)}; "
+                             "an admin can still undo it")
+    return Decision.allow()
+
+
+def removal_reason(removal_at: datetime, reason: str | None) -> str:
+    text = f"pending removal: its files leave the default index on {when(removal_at)}"
+    return f"{text}; {reason}" if reason else text

@@ -54,6 +54,7 @@ class ProjectView:
     releases: list[ReleaseView]  # oldest version first
     files: list[FileView]  # by version, then filename
     successor: str | None = None
+    removal_at: datetime | None = None
 
 
 def _version_key(v: str) -> tuple[int, Version | str]:
@@ -72,19 +73,23 @@ def project_names(conn: Connection) -> list[tuple[str, str]]:
     return [(r.name, r.normalized_name) for r in rows]
 
 
-def load_project(conn: Connection, normalized_name: str, *, offered_only: bool = True) -> ProjectView | None:
-    """A project with its releases and files. ``offered_only`` leaves out what a quarantine
-    withholds: every file of a quarantined project, and quarantined releases."""
+def load_project(conn: Connection, normalized_name: str, *, offered_only: bool = True,
+                 now: datetime | None = None, pending_root: bool = False) -> ProjectView | None:
+    """A project with its releases and files. ``offered_only`` leaves out what is withheld:
+    deleted files and releases, everything of a quarantined project, quarantined releases,
+    and (at ``now``, outside the opt-in ``pending_root``) the files of a removed project."""
     p = conn.execute(sa.select(projects).where(projects.c.normalized_name == normalized_name)).first()
     if p is None or (offered_only and p.deleted_at is not None):
         return None
+    removed = (offered_only and not pending_root and p.removal_at is not None
+               and now is not None and now >= p.removal_at)
     rels = conn.execute(
         sa.select(releases.c.id, releases.c.version, releases.c.created_at, releases.c.requires_python,
                   releases.c.metadata, releases.c.reopened_until, releases.c.quarantined_at, releases.c.deleted_at)
         .where(releases.c.project_id == p.id)
     ).all()
     if offered_only:
-        rels = ([] if p.status == "quarantined"
+        rels = ([] if p.status == "quarantined" or removed
                 else [r for r in rels if r.quarantined_at is None and r.deleted_at is None])
     by_id = {r.id: r.version for r in rels}
     query = sa.select(files).where(files.c.project_id == p.id)
@@ -103,13 +108,15 @@ def load_project(conn: Connection, normalized_name: str, *, offered_only: bool =
         key=lambda r: _version_key(r.version),
     )
     return ProjectView(p.name, p.normalized_name, p.status, p.status_reason, int(p.last_serial),
-                       release_views, file_views, p.successor)
+                       release_views, file_views, p.successor, p.removal_at)
 
 
-def find_file(conn: Connection, filename: str) -> tuple[FileView, str] | None:
-    """A file that is offered (not withheld by a quarantine), with its project's name."""
+def find_file(conn: Connection, filename: str, *, now: datetime | None = None,
+              pending_root: bool = False) -> tuple[FileView, str, datetime | None] | None:
+    """A file that is offered (not deleted, quarantined or, outside the opt-in root, removed),
+    with its project's name and the instant its project's removal takes effect, if any."""
     row = conn.execute(
-        sa.select(files, releases.c.version, projects.c.normalized_name)
+        sa.select(files, releases.c.version, projects.c.normalized_name, projects.c.removal_at)
         .join(releases, releases.c.id == files.c.release_id)
         .join(projects, projects.c.id == files.c.project_id)
         .where(files.c.filename == filename, files.c.deleted_at.is_(None), releases.c.quarantined_at.is_(None),
@@ -117,10 +124,12 @@ def find_file(conn: Connection, filename: str) -> tuple[FileView, str] | None:
     ).first()
     if row is None:
         return None
+    if not pending_root and row.removal_at is not None and now is not None and now >= row.removal_at:
+        return None
     view = FileView(row.filename, row.version, row.packagetype, row.python_version, row.sha256, row.blake2_256,
                     row.md5, row.size, row.upload_time, row.requires_python, row.metadata_sha256,
                     row.yanked_at, row.yanked_reason)
-    return view, row.normalized_name
+    return view, row.normalized_name, row.removal_at
 
 
 def changed_projects_since(conn: Connection, serial: int) -> tuple[int, set[str]]:

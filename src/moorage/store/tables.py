@@ -86,6 +86,8 @@ projects = sa.Table(
     # A deleted project keeps its row as the name's tombstone.
     sa.Column("deleted_at", UTCDateTime, nullable=True),
     sa.Column("deleted_reason", sa.Text, nullable=True),
+    # Pending removal: from removal_at on, the files are offered only under the opt-in root.
+    sa.Column("removal_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_serial", sa.BigInteger, nullable=False, default=0),
     sa.Column("total_size", sa.BigInteger, nullable=False, default=0),

@@ -25,10 +25,19 @@ from moorage.web.simple_api import SimpleAPI
 class MoorageApp:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.cache = PageCache(ctx.db, ctx.settings.cache_check_interval, max_bytes=ctx.settings.page_cache_size)
+        settings = ctx.settings
+        self.cache = PageCache(ctx.db, settings.cache_check_interval, max_bytes=settings.page_cache_size,
+                               wall=ctx.clock.now)
+        # The opt-in root of pending removals: everything the default root offers, plus the
+        # files of projects whose announced removal has taken effect.
+        self.pending_cache = PageCache(ctx.db, settings.cache_check_interval, max_bytes=settings.page_cache_size // 4,
+                                       wall=ctx.clock.now, pending_root=True)
         ctx.hooks.append(self.cache.invalidate)
+        ctx.hooks.append(self.pending_cache.invalidate)
         self.simple = SimpleAPI(self.cache)
+        self.pending_simple = SimpleAPI(self.pending_cache, root="/pending/simple")
         files = FileViews(ctx, self.cache)
+        pending_files = FileViews(ctx, self.pending_cache, pending_root=True)
         home = Home(ctx)
         jsonapi = JSONAPI(ctx)
         upload = LegacyUpload(ctx)
@@ -37,6 +46,7 @@ class MoorageApp:
             Route("/", home.page, methods=["GET", "HEAD"]),
             Route("/healthz", home.health, methods=["GET", "HEAD"]),
             Route("/files/{sha256:str}/{filename:str}", files.download, methods=["GET", "HEAD"]),
+            Route("/pending/files/{sha256:str}/{filename:str}", pending_files.download, methods=["GET", "HEAD"]),
             Route("/legacy/", upload.handle, methods=["POST"]),
             Route("/legacy", upload.handle, methods=["POST"]),
             Route("/pypi/{name:str}/json", jsonapi.project, methods=["GET", "HEAD"]),
@@ -47,6 +57,9 @@ class MoorageApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/simple"):
             await self.simple(scope, receive, send)  # type: ignore[arg-type]
+            return
+        if scope["type"] == "http" and scope["path"].startswith("/pending/simple"):
+            await self.pending_simple(scope, receive, send)  # type: ignore[arg-type]
             return
         await self.router(scope, receive, send)
 

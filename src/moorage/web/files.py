@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -17,31 +18,37 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 class FileViews:
-    def __init__(self, ctx: Context, cache: PageCache) -> None:
+    """Downloads for one index root: the default one, or the opt-in root of pending removals."""
+
+    def __init__(self, ctx: Context, cache: PageCache, *, pending_root: bool = False) -> None:
         self.ctx = ctx
         self.cache = cache
-        # Bytes never change under a filename, so a hit is remembered; but a quarantine can
-        # withdraw a file, so a project's entries are dropped whenever the project changes.
-        self._known: dict[str, FileView] = {}
+        self.pending_root = pending_root
+        # Bytes never change under a filename, so a hit is remembered; but a quarantine or a
+        # deletion can withdraw a file, so a project's entries are dropped whenever the project
+        # changes, and an entry lasts only until its project's announced removal takes effect.
+        self._known: dict[str, tuple[FileView, datetime | None]] = {}
         self._by_project: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         cache.listeners.append(self.forget_projects)
 
     def _lookup(self, filename: str) -> FileView | None:
         self.cache.sync()
+        now = self.ctx.clock.now()
         hit = self._known.get(filename)
-        if hit is not None:
-            return hit
+        if hit is not None and (hit[1] is None or now < hit[1]):
+            return hit[0]
         with self.ctx.db.read() as conn:
-            found = find_file(conn, filename)
+            found = find_file(conn, filename, now=now, pending_root=self.pending_root)
         if found is None:
             return None
-        view, project = found
+        view, project, removal_at = found
+        valid_until = removal_at if (removal_at is not None and not self.pending_root and now < removal_at) else None
         with self._lock:
             if len(self._known) > 100_000:
                 self._known.clear()
                 self._by_project.clear()
-            self._known[filename] = view
+            self._known[filename] = (view, valid_until)
             self._by_project.setdefault(project, set()).add(filename)
         return view
 

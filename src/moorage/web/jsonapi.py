@@ -126,7 +126,7 @@ class JSONAPI:
 
     def _load(self, name: str) -> ProjectView | None:
         with self.ctx.db.read() as conn:
-            return load_project(conn, name)
+            return load_project(conn, name, now=self.ctx.clock.now())
 
     async def project(self, request: Request) -> Response:
         return await self._answer(request, request.path_params["name"], None)

@@ -14,9 +14,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from html import escape
 
-from moorage.domain.clock import isoformat_z
+from moorage.domain.clock import SystemClock, isoformat_z
 from moorage.store.database import Database
 from moorage.store.queries import (
     ProjectView,
@@ -67,6 +68,7 @@ class Page:
     serial: int
     html: Rendered
     json: Rendered
+    valid_until: datetime | None = None  # an announced removal changes the page then
 
     @property
     def size(self) -> int:
@@ -151,8 +153,12 @@ def render_index_json(names: list[tuple[str, str]], serial: int) -> bytes:
 
 class PageCache:
     def __init__(self, db: Database, check_interval: float, clock: Callable[[], float] = time.monotonic,
-                 max_bytes: int = 128 * 1024 * 1024) -> None:
+                 max_bytes: int = 128 * 1024 * 1024, wall: Callable[[], datetime] | None = None,
+                 pending_root: bool = False) -> None:
         self._db = db
+        # The wall clock decides when an announced removal takes effect; pages last until then.
+        self._wall = wall or SystemClock().now
+        self.pending_root = pending_root
         self._pages: dict[str, Page] = {}
         self._bytes = 0
         self._max_bytes = max_bytes
@@ -223,7 +229,11 @@ class PageCache:
     # -- lookups -------------------------------------------------------------------------
     def get(self, key: str) -> Page | None:
         self.sync()
-        return self._pages.get(key)
+        page = self._pages.get(key)
+        if page is not None and page.valid_until is not None and self._wall() >= page.valid_until:
+            self._drop(key)
+            return None
+        return page
 
     def known_missing(self, key: str) -> bool:
         return key in self._missing
@@ -231,8 +241,9 @@ class PageCache:
     def build_project(self, name: str) -> Page | None:
         """Render a project's page from the database (call off the event loop)."""
         generation = self._generation
+        now = self._wall()
         with self._db.read() as conn:
-            view = load_project(conn, name)
+            view = load_project(conn, name, now=now, pending_root=self.pending_root)
         if view is None:
             if generation == self._generation:
                 if len(self._missing) >= 10_000:
@@ -241,6 +252,8 @@ class PageCache:
             return None
         html, body = render_project_html(view), render_project_json(view)
         page = Page(view.last_serial, Rendered(html, _etag(html)), Rendered(body, _etag(body)))
+        if view.removal_at is not None and now < view.removal_at and not self.pending_root:
+            page.valid_until = view.removal_at
         if generation == self._generation:
             self._store(name, page)
         return page

@@ -13,8 +13,12 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class SimpleAPI:
-    def __init__(self, cache: PageCache) -> None:
+    """One index root: "/simple" (the default) or "/pending/simple" (the opt-in root)."""
+
+    def __init__(self, cache: PageCache, root: str = "/simple") -> None:
         self.cache = cache
+        self.base = root
+        self.prefix = root + "/"
 
     async def __call__(self, scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
         method = scope["method"]
@@ -22,13 +26,14 @@ class SimpleAPI:
             await _send(send, 405, [(b"allow", b"GET, HEAD")], b"method not allowed\n", method)
             return
         path: str = scope["path"]
-        if path == "/simple":
-            await _send(send, 301, [(b"location", f"{scope.get('root_path', '')}/simple/".encode())], b"", method)
+        if path == self.base:
+            await _send(send, 301, [(b"location", f"{scope.get('root_path', '')}{self.prefix}".encode())], b"",
+                        method)
             return
-        if not path.startswith("/simple/"):
+        if not path.startswith(self.prefix):
             await _send(send, 404, [], _NOT_FOUND, method)
             return
-        rest = path[len("/simple/"):]
+        rest = path[len(self.prefix):]
         root = scope.get("root_path", "")
         if rest == "":
             await self._page(scope, send, INDEX)
@@ -39,7 +44,7 @@ class SimpleAPI:
             return
         normalized = normalize(name)
         if normalized != name or not slash:
-            location = f"{root}/simple/{normalized}/".encode()
+            location = f"{root}{self.prefix}{normalized}/".encode()
             await _send(send, 301, [(b"location", location)], b"", method)
             return
         await self._page(scope, send, normalized)
