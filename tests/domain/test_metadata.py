@@ -195,3 +195,15 @@ def test_the_form_is_compared_before_the_filename() -> None:
     other = parse_filename("other-9.0.tar.gz", "sdist")
     assert disagree(meta(), other, "nope", "1.0").decision.rule == "metadata-mismatch"
     assert disagree(meta(), other, "foo-bar", "1.0").decision.rule == "filename-mismatch"
+
+
+def test_a_version_too_long_to_convert_is_refused_not_crashed() -> None:
+    from moorage.domain.decisions import Denied
+    from moorage.domain.filenames import parse_filename
+    from moorage.domain.metadata import check_agreement, parse_metadata
+
+    meta = parse_metadata(b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+    dist = parse_filename("demo-1.0-py3-none-any.whl", "bdist_wheel")
+    with pytest.raises(Denied) as refused:
+        check_agreement(meta, dist, "demo", "9" * 5000)
+    assert refused.value.decision.rule == "invalid-version"

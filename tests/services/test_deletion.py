@@ -129,3 +129,26 @@ def test_unknown_targets(ctx: Context, project: dict[str, str]) -> None:
         deletion.delete(ctx, "gone-soon", "1.0", "nope-1.0.tar.gz", as_user="alice")
     with pytest.raises(NotFound):
         deletion.restore(ctx, "gone-soon", reason="not deleted")
+
+
+def test_purge_removes_bytes_only_after_retention(ctx: Context, clock: ManualClock, project: dict[str, str]) -> None:
+    deletion.delete(ctx, "gone-soon", "1.0", project["wheel"], as_user="alice")
+    with ctx.db.read() as conn:
+        view = queries.load_project(conn, "gone-soon", offered_only=False)
+    assert view is not None
+    wheel = next(f for f in view.files if f.filename == project["wheel"])
+    clock.advance(timedelta(days=89))
+    assert deletion.purge(ctx) == []
+    assert ctx.blobs.exists(wheel.sha256)
+    clock.advance(timedelta(days=2))
+    assert deletion.purge(ctx, dry_run=True) == [project["wheel"]]
+    assert ctx.blobs.exists(wheel.sha256)
+    assert deletion.purge(ctx) == [project["wheel"]]
+    assert not ctx.blobs.exists(wheel.sha256)
+    # The sdist is untouched, and metadata still shared with a live file is kept.
+    assert all(ctx.blobs.exists(f.sha256) for f in view.files if f.filename != project["wheel"])
+    assert all_events(ctx)[-1].action == "bytes-purged"
+    with pytest.raises(Denied) as refused:
+        deletion.restore(ctx, "gone-soon", "1.0", project["wheel"], reason="too late")
+    assert refused.value.decision.rule == "retention-expired"
+    assert deletion.purge(ctx) == []

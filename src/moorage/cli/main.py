@@ -316,6 +316,14 @@ def cmd_leave(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    done = deletion.purge(ctx, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    err.print(f"{verb} the bytes of {len(done)} file(s) past retention" + (": " + ", ".join(done) if done else ""))
+    return 0
+
+
 def cmd_adopt(args: argparse.Namespace) -> int:
     ctx = _context(args)
     handover.adopt(ctx, args.project, args.user, reason=args.reason)
@@ -525,6 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("project")
     lv.add_argument("--as", dest="as_user", metavar="USER", required=True, help="the user who leaves")
     lv.set_defaults(func=cmd_leave)
+    purge = admin.add_parser("purge", help="remove the bytes of files deleted longer ago than the retention")
+    _common(purge)
+    purge.add_argument("--dry-run", action="store_true")
+    purge.set_defaults(func=cmd_purge)
     adopt = admin.add_parser("adopt", help="hand an orphaned project to a new owner")
     _common(adopt)
     adopt.add_argument("project")

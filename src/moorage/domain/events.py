@@ -10,6 +10,6 @@ PUBLIC_ACTIONS: frozenset[str] = frozenset({
     "file-deleted", "release-deleted", "project-deleted", "deletions-disabled", "project-reregistered",
     "file-restored", "release-restored", "project-restored",
     "invitation-accepted", "project-orphaned", "project-adopted",
-    "removal-announced", "removal-cancelled",
+    "removal-announced", "removal-cancelled", "bytes-purged",
 })
 # Not public: accounts and tokens, and invitations until they are accepted.

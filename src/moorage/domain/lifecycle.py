@@ -6,6 +6,7 @@ says when the answer changes, so the same object explains a refusal everywhere.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -312,3 +313,16 @@ def may_cancel_removal(actor: Actor, project: str, removal_at: datetime | None, 
 def removal_reason(removal_at: datetime, reason: str | None) -> str:
     text = f"pending removal: its files leave the default index on {when(removal_at)}"
     return f"{text}; {reason}" if reason else text
+
+
+MAX_DAYS = 36500.0
+
+
+def check_days(days: float | None) -> Decision:
+    """A number of days given by a person: finite, positive, at most a hundred years."""
+    if days is None:
+        return Decision.allow()
+    if math.isnan(days) or days <= 0 or days > MAX_DAYS:
+        return Decision.deny("invalid-days", f"a number of days must be above 0 and at most {MAX_DAYS:g}",
+                             status=400)
+    return Decision.allow()

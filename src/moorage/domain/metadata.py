@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from packaging.metadata import ExceptionGroup, InvalidMetadata, Metadata, parse_email
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from moorage.domain.decisions import Decision, Denied
 from moorage.domain.filenames import DistFilename
@@ -90,7 +90,7 @@ def check_agreement(meta: CoreMetadata, dist: DistFilename, form_name: str, form
     """The file's metadata, the form and the filename must name the same release."""
     try:
         form_v = Version(form_version)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number too long to convert
         raise _deny("invalid-version", f"the form's version {form_version!r} is not a valid version") from None
     if normalize(form_name) != normalize(meta.name):
         raise _deny(

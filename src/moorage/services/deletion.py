@@ -237,3 +237,49 @@ def restore(ctx: Context, project: str, version: str | None = None, filename: st
             "before": {"deleted": True}, "after": {"deleted": False}})
     ctx.committed({name})
     return [r.filename for r in rows]
+
+
+def purge(ctx: Context, *, dry_run: bool = False) -> list[str]:
+    """Remove the bytes of files deleted longer ago than the retention period, unless a file
+    still offered shares them. Rows stay (tombstones); a later restore answers
+    `retention-expired`. Returns the filenames whose bytes were (or would be) removed."""
+    cutoff = ctx.clock.now() - ctx.settings.lifecycle.retention
+    with ctx.db.read() as conn:
+        candidates = conn.execute(
+            sa.select(projects.c.normalized_name).join(files, files.c.project_id == projects.c.id)
+            .where(files.c.deleted_at.isnot(None), files.c.deleted_at < cutoff).distinct()
+        ).scalars().all()
+    purged: list[str] = []
+    for name in candidates:
+        purged += _purge_project(ctx, name, cutoff, dry_run)
+    return purged
+
+
+def _purge_project(ctx: Context, name: str, cutoff: datetime, dry_run: bool) -> list[str]:
+    now = ctx.clock.now()
+    doomed: list[tuple[str, str]] = []
+    with ctx.db.write() as conn:
+        project_id, _ = _project(conn, name)  # locked: a restore of this project waits for us
+        rows = conn.execute(
+            sa.select(files.c.filename, files.c.sha256, files.c.metadata_sha256)
+            .where(files.c.project_id == project_id, files.c.deleted_at.isnot(None), files.c.deleted_at < cutoff)
+            .order_by(files.c.filename)
+        ).all()
+        live = sa.select(files.c.id).where(files.c.deleted_at.is_(None))
+        for row in rows:
+            for sha in (row.sha256, row.metadata_sha256):
+                if sha is None or not ctx.blobs.exists(sha):
+                    continue
+                shared = conn.execute(live.where(sa.or_(files.c.sha256 == sha, files.c.metadata_sha256 == sha))
+                                      .limit(1)).first()
+                if shared is None:
+                    doomed.append((row.filename, sha))
+        filenames = sorted({f for f, _ in doomed})
+        if not doomed or dry_run:
+            return filenames
+        append_event(conn, now=now, actor="operator", action="bytes-purged", subject=f"project:{name}",
+                     project=name, payload={"project": name, "files": filenames,
+                                            "retention_ended_before": cutoff.isoformat()})
+    for _filename, sha in doomed:  # after the commit: the record comes first
+        ctx.blobs.path(sha).unlink(missing_ok=True)
+    return filenames

@@ -6,13 +6,14 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from packaging.utils import canonicalize_version
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from sqlalchemy.engine import Connection
 
 from moorage.domain.decisions import Decision, Denied, bad_request
 from moorage.domain.lifecycle import (
     Actor,
     ProjectFacts,
+    check_days,
     may_change_status,
     may_quarantine_release,
     may_reopen,
@@ -58,7 +59,7 @@ def _project(conn: Connection, project: str, *, lock: bool = True) -> tuple[int,
 def _release(conn: Connection, project_id: int, name: str, version: str) -> sa.Row[tuple[int, str]]:
     try:
         canonical = canonicalize_version(Version(version))
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number too long to convert
         raise bad_request("invalid-version", f"{version!r} is not a valid version") from None
     row = conn.execute(
         sa.select(releases.c.id, releases.c.version)
@@ -133,6 +134,7 @@ def reopen(ctx: Context, project: str, version: str, *, reason: str, days: float
     """Let a closed release accept new files again for a bounded time; recorded with its reason."""
     if not reason or not reason.strip():
         raise bad_request("reason-required", "reopening a release needs a reason")
+    _refuse(check_days(days))
     policy = ctx.settings.lifecycle
     period = timedelta(days=days) if days is not None else policy.reopen_period
     now = ctx.clock.now()

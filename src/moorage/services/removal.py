@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from moorage.domain.decisions import Decision, Denied
-from moorage.domain.lifecycle import may_announce_removal, may_cancel_removal, removal_reason
+from moorage.domain.lifecycle import check_days, may_announce_removal, may_cancel_removal, removal_reason
 from moorage.services.context import Context
 from moorage.services.events import append_event
 from moorage.services.lifecycle import _project, resolve_actor
@@ -22,6 +22,7 @@ def _refuse(decision: Decision) -> None:
 
 def announce_removal(ctx: Context, project: str, *, days: float | None = None, reason: str | None = None,
                      as_user: str | None = None) -> Decision:
+    _refuse(check_days(days))
     policy = ctx.settings.lifecycle
     grace = timedelta(days=days) if days is not None else policy.removal_grace
     reason = (reason or "").strip() or None

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from sqlalchemy.engine import Connection
 
 from moorage.store.tables import events, files, projects, releases
@@ -28,6 +28,7 @@ class FileView:
     metadata_sha256: str | None
     yanked_at: datetime | None = None
     yanked_reason: str | None = None
+    deleted_at: datetime | None = None
 
     @property
     def yanked(self) -> bool:
@@ -42,6 +43,7 @@ class ReleaseView:
     metadata: dict[str, Any]
     reopened_until: datetime | None = None
     quarantined: bool = False
+    deleted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +57,14 @@ class ProjectView:
     files: list[FileView]  # by version, then filename
     successor: str | None = None
     removal_at: datetime | None = None
+    deletions_disabled_at: datetime | None = None
+    deleted_at: datetime | None = None
 
 
 def _version_key(v: str) -> tuple[int, Version | str]:
     try:
         return (1, Version(v))
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number too long to convert
         return (0, v)
 
 
@@ -98,17 +102,18 @@ def load_project(conn: Connection, normalized_name: str, *, offered_only: bool =
     frows = conn.execute(query).all() if rels else []
     file_views = [
         FileView(f.filename, by_id[f.release_id], f.packagetype, f.python_version, f.sha256, f.blake2_256,
-                 f.md5, f.size, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked_at, f.yanked_reason)
+                 f.md5, f.size, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked_at, f.yanked_reason,
+                 f.deleted_at)
         for f in frows if f.release_id in by_id
     ]
     file_views.sort(key=lambda f: (_version_key(f.version), f.filename))
     release_views = sorted(
         (ReleaseView(r.version, r.created_at, r.requires_python, r.metadata, r.reopened_until,
-                     r.quarantined_at is not None) for r in rels),
+                     r.quarantined_at is not None, r.deleted_at is not None) for r in rels),
         key=lambda r: _version_key(r.version),
     )
     return ProjectView(p.name, p.normalized_name, p.status, p.status_reason, int(p.last_serial),
-                       release_views, file_views, p.successor, p.removal_at)
+                       release_views, file_views, p.successor, p.removal_at, p.deletions_disabled_at, p.deleted_at)
 
 
 def find_file(conn: Connection, filename: str, *, now: datetime | None = None,

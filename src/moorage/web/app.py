@@ -18,6 +18,7 @@ from moorage.web.files import FileViews
 from moorage.web.home import Home
 from moorage.web.jsonapi import JSONAPI
 from moorage.web.legacy import LegacyUpload
+from moorage.web.manage import ManagementAPI
 from moorage.web.simple import PageCache
 from moorage.web.simple_api import SimpleAPI
 
@@ -42,6 +43,7 @@ class MoorageApp:
         jsonapi = JSONAPI(ctx)
         upload = LegacyUpload(ctx)
         events = EventsAPI(ctx)
+        manage = ManagementAPI(ctx)
         self.router = Starlette(routes=[
             Route("/", home.page, methods=["GET", "HEAD"]),
             Route("/healthz", home.health, methods=["GET", "HEAD"]),
@@ -51,6 +53,10 @@ class MoorageApp:
             Route("/legacy", upload.handle, methods=["POST"]),
             Route("/pypi/{name:str}/json", jsonapi.project, methods=["GET", "HEAD"]),
             Route("/api/projects/{name:str}/events", events.project_events, methods=["GET", "HEAD"]),
+            Route("/api/projects/{name:str}", manage.state, methods=["GET"]),
+            Route("/api/projects/{name:str}/check", manage.check, methods=["GET"]),
+            Route("/api/projects/{name:str}/{action:str}", manage.act, methods=["POST"]),
+            Route("/api/openapi.json", manage.openapi, methods=["GET"]),
             Route("/pypi/{name:str}/{version:str}/json", jsonapi.release, methods=["GET", "HEAD"]),
         ])
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from anyio import to_thread
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -166,7 +166,7 @@ class JSONAPI:
             return JSONResponse(doc, headers=headers)
         try:
             wanted = Version(version)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number too long to convert
             return not_found(f"{version!r} is not a version of {normalized}", as_json=True)
         for release in view.releases:
             if Version(release.version) == wanted:
