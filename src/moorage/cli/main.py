@@ -228,24 +228,17 @@ def _status_command(status: str, done: str) -> Callable[[argparse.Namespace], in
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
+    """quarantine / unquarantine, of a project or of one release."""
     ctx = _context(args)
+    lift = args.command == "unquarantine"
     if args.version:
-        changed = lifecycle.quarantine_release(ctx, args.project, args.version, reason=args.reason)
-        err.print(f"quarantined release {args.version} of {args.project}" if changed else "already quarantined")
+        changed = lifecycle.quarantine_release(ctx, args.project, args.version, reason=args.reason, lift=lift)
+        what = f"release {args.version} of {args.project}"
     else:
-        lifecycle.set_status(ctx, args.project, "quarantined", reason=args.reason)
-        err.print(f"quarantined {args.project}")
-    return 0
-
-
-def cmd_unquarantine(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    if args.version:
-        changed = lifecycle.quarantine_release(ctx, args.project, args.version, reason=args.reason, lift=True)
-        err.print(f"lifted the quarantine of release {args.version}" if changed else "not quarantined")
-    else:
-        lifecycle.set_status(ctx, args.project, "active", reason=args.reason)
-        err.print(f"lifted the quarantine of {args.project}")
+        lifecycle.set_status(ctx, args.project, "active" if lift else "quarantined", reason=args.reason)
+        changed, what = True, args.project
+    done = ("lifted the quarantine of " if lift else "quarantined ") + what
+    err.print(done if changed else f"nothing to do: {what} is {'not ' if lift else 'already '}quarantined")
     return 0
 
 
@@ -482,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
         p.set_defaults(func=_status_command(status, done))
     for command, func, text in (("quarantine", cmd_quarantine, "withhold a project or one release (admin)"),
-                                ("unquarantine", cmd_unquarantine, "lift a quarantine (admin)")):
+                                ("unquarantine", cmd_quarantine, "lift a quarantine (admin)")):
         p = sub.add_parser(command, help=text)
         _common(p)
         p.add_argument("project")

@@ -85,46 +85,41 @@ def _targets(conn: Connection, release_id: int, name: str, version: str, filenam
 def yank(ctx: Context, project: str, version: str, filename: str | None = None, *, reason: str | None = None,
          as_user: str | None = None) -> list[str]:
     """Yank a file, or every file of a release (PEP 592). Returns the filenames newly yanked."""
-    now = ctx.clock.now()
-    reason = (reason or "").strip() or None
-    with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
-        actor = resolve_actor(conn, as_user, project_id)
-        _refuse(may_yank(actor, name))
-        release = _release(conn, project_id, name, version)
-        targets = [r for r in _targets(conn, release.id, name, version, filename) if r.yanked_at is None]
-        if not targets:
-            return []
-        conn.execute(files.update().where(files.c.id.in_([r.id for r in targets]))
-                     .values(yanked_at=now, yanked_reason=reason))
-        action = "file-yanked" if filename else "release-yanked"
-        subject = f"file:{filename}" if filename else f"release:{name}/{release.version}"
-        append_event(conn, now=now, actor=actor.name, action=action, subject=subject, project=name,
-                     payload={"project": name, "version": release.version, "files": [r.filename for r in targets],
-                              "reason": reason, "before": {"yanked": False}, "after": {"yanked": True}})
-    ctx.committed({name})
-    return [r.filename for r in targets]
+    return _set_yanked(ctx, project, version, filename, True, (reason or "").strip() or None, as_user)
 
 
 def unyank(ctx: Context, project: str, version: str, filename: str | None = None, *,
            as_user: str | None = None) -> list[str]:
+    """Take a yank back. Returns the filenames no longer yanked."""
+    return _set_yanked(ctx, project, version, filename, False, None, as_user)
+
+
+def _set_yanked(ctx: Context, project: str, version: str, filename: str | None, yanked: bool,
+                reason: str | None, as_user: str | None) -> list[str]:
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
         actor = resolve_actor(conn, as_user, project_id)
         _refuse(may_yank(actor, name))
         release = _release(conn, project_id, name, version)
-        targets = [r for r in _targets(conn, release.id, name, version, filename) if r.yanked_at is not None]
+        # Only what changes: yanking the yanked (or unyanking the rest) records nothing.
+        targets = [r for r in _targets(conn, release.id, name, version, filename)
+                   if (r.yanked_at is None) == yanked]
         if not targets:
             return []
         conn.execute(files.update().where(files.c.id.in_([r.id for r in targets]))
-                     .values(yanked_at=None, yanked_reason=None))
-        action = "file-unyanked" if filename else "release-unyanked"
+                     .values(yanked_at=now if yanked else None, yanked_reason=reason))
+        action = f"{'file' if filename else 'release'}-{'yanked' if yanked else 'unyanked'}"
         subject = f"file:{filename}" if filename else f"release:{name}/{release.version}"
-        append_event(conn, now=now, actor=actor.name, action=action, subject=subject, project=name,
-                     payload={"project": name, "version": release.version, "files": [r.filename for r in targets],
-                              "before": {"yanked": True, "reasons": {r.filename: r.yanked_reason for r in targets}},
-                              "after": {"yanked": False}})
+        before: dict[str, object] = {"yanked": not yanked}
+        if not yanked:
+            before["reasons"] = {r.filename: r.yanked_reason for r in targets}
+        payload: dict[str, object] = {"project": name, "version": release.version,
+                                      "files": [r.filename for r in targets], "before": before,
+                                      "after": {"yanked": yanked}}
+        if yanked:
+            payload["reason"] = reason
+        append_event(conn, now=now, actor=actor.name, action=action, subject=subject, project=name, payload=payload)
     ctx.committed({name})
     return [r.filename for r in targets]
 
