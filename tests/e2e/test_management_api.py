@@ -57,6 +57,8 @@ def test_the_openapi_document_lists_every_action(server: Server) -> None:
     for verb in ACTIONS:
         assert f"/api/projects/{{project}}/{verb}" in doc["paths"]
     assert "/api/projects/{project}/check" in doc["paths"]
+    status, policy = call(server, "GET", "/api/policy")
+    assert status == 200 and {"upload-window", "deletion-window", "retention"} <= {r["rule"] for r in policy["rules"]}
 
 
 def test_an_owner_manages_a_project_through_the_api(server: Server, owned: tuple[str, str, str]) -> None:

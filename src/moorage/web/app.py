@@ -57,6 +57,7 @@ class MoorageApp:
             Route("/api/projects/{name:str}/check", manage.check, methods=["GET"]),
             Route("/api/projects/{name:str}/{action:str}", manage.act, methods=["POST"]),
             Route("/api/openapi.json", manage.openapi, methods=["GET"]),
+            Route("/api/policy", manage.policy, methods=["GET"]),
             Route("/pypi/{name:str}/{version:str}/json", jsonapi.release, methods=["GET", "HEAD"]),
         ])
 

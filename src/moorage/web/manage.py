@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from moorage import __version__
+from moorage.config import policy_rules
 from moorage.domain.decisions import Decision, Denied
 from moorage.domain.names import is_valid_name, normalize
 from moorage.services import checks, deletion, handover, lifecycle, removal, state
@@ -212,6 +213,9 @@ class ManagementAPI:
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document())
 
+    async def policy(self, request: Request) -> Response:
+        return JSONResponse({"rules": policy_rules(self.ctx.settings)})
+
 
 def openapi_document() -> dict[str, Any]:
     decision = {"type": "object", "properties": {
@@ -247,6 +251,9 @@ def openapi_document() -> dict[str, Any]:
                    "file the caller's delete decision", "operationId": "state", "security": [{"token": []}],
         "parameters": [{"name": "project", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": {"200": {"description": "the state"}, "401": error, "403": error, "404": error}}}
+    paths["/api/policy"] = {"get": {
+        "summary": "The rules in force, with their configuration keys", "operationId": "policy",
+        "responses": {"200": {"description": "the rules"}}}}
     paths["/api/projects/{project}/events"] = {"get": {
         "summary": "The project's history (public actions; all for admins)", "operationId": "events",
         "parameters": [{"name": "project", "in": "path", "required": True, "schema": {"type": "string"}},
