@@ -123,6 +123,13 @@ class Settings:
     # Render the simple pages in the background at start (up to page_cache_size).
     warm_cache: bool = True
     config_file: Path | None = None
+    # The log: its origin line (default: derived from the key) and its signing key file.
+    log_origin: str | None = None
+    log_signing_key: Path | None = None
+
+    @property
+    def log_key_file(self) -> Path:
+        return self.log_signing_key or self.data_dir / "log-signing-key"
 
     @property
     def blob_dir(self) -> Path:
@@ -182,6 +189,11 @@ def load_settings(
     server = _table(doc, "server")
     upload = _table(doc, "upload")
     lifecycle = _lifecycle_policy(_table(doc, "policy"))
+    log = _table(doc, "log")
+    log_origin = _string(log.pop("origin"), "log.origin") if "origin" in log else None
+    log_key = Path(_string(log.pop("signing_key_file"), "log.signing_key_file")) if "signing_key_file" in log else None
+    if log:
+        raise ConfigError(f"unknown keys in [log]: {', '.join(sorted(log))}")
     top_data_dir = doc.pop("data_dir", None)
     if top_data_dir is not None:
         top_data_dir = _string(top_data_dir, "data_dir")
@@ -218,6 +230,8 @@ def load_settings(
         page_cache_size=cache_size,
         upload=_upload_policy(upload),
         lifecycle=lifecycle,
+        log_origin=log_origin,
+        log_signing_key=log_key,
     )
     server.pop("host", None), server.pop("port", None), server.pop("workers", None)
     if server:

@@ -17,6 +17,7 @@ from rich.text import Text
 from moorage import __version__
 from moorage.config import ConfigError, Settings, load_settings, policy_rules
 from moorage.domain.decisions import Decision, Denied
+from moorage.log.note import NoteError
 from moorage.services import accounts, checks, deletion, handover, lifecycle, removal, roles
 from moorage.services.context import Context, open_context
 
@@ -86,6 +87,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         err.print("moorage: the database schema is not current; run `moorage db upgrade` first")
         return 1
     ctx.blobs.sweep_temporary()
+    from moorage.log.keys import load_or_create
+
+    load_or_create(settings.log_key_file, settings.log_origin)  # before the workers: one key
     _bootstrap(ctx, settings.host, settings.port)
     print(f"moorage {__version__} serving {settings.data_dir.resolve()} on http://{settings.host}:{settings.port}/",
           flush=True)
@@ -338,6 +342,14 @@ def cmd_cancel_removal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_log_key(args: argparse.Namespace) -> int:
+    from moorage.log.keys import load_or_create
+
+    settings = _settings(args)
+    print(load_or_create(settings.log_key_file, settings.log_origin).verifier.vkey())
+    return 0
+
+
 def cmd_policy_check(args: argparse.Namespace) -> int:
     ctx = _context(args)
     decision = checks.check(ctx, args.action, args.project, args.version, args.filename, as_user=args.as_user)
@@ -574,6 +586,11 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--json", action="store_true")
     chk.set_defaults(func=cmd_policy_check)
 
+    logp = sub.add_parser("log", help="the transparency log").add_subparsers(dest="log_command", required=True)
+    lk = logp.add_parser("key", help="print the log's public (verifier) key")
+    _common(lk)
+    lk.set_defaults(func=cmd_log_key)
+
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     upgrade = db.add_parser("upgrade", help="apply the database migrations")
     _common(upgrade)
@@ -588,6 +605,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except ConfigError as exc:
         err.print(f"moorage: configuration: {exc}")
+        return 2
+    except NoteError as exc:
+        err.print(f"moorage: log key: {exc}")
         return 2
     except Denied as denied:
         if getattr(args, "json", False):

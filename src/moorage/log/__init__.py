@@ -1,2 +1,1 @@
-"""The transparency log: RFC 6962 Merkle tree over the events (work in progress: the tree
-and its proofs so far; tiles, checkpoints and the verifier come next)."""
+"""The transparency log: RFC 6962 Merkle tree over the events, C2SP tiles and checkpoints."""

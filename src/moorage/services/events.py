@@ -8,7 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from moorage.store.tables import events, projects
+from moorage.log.compact import CompactRange
+from moorage.log.entry import encode_entry
+from moorage.log.merkle import leaf_hash
+from moorage.store.tables import events, log_entries, log_state, projects
 
 # Held for the rest of the transaction on PostgreSQL so serials follow commit order.
 _EVENT_LOCK_KEY = 0x6D6F6F72  # "moor"
@@ -41,5 +44,23 @@ def append_event(
     ).scalar_one()
     if project is not None:
         conn.execute(projects.update().where(projects.c.normalized_name == project).values(last_serial=serial))
+    _log_append(conn, int(serial), now, actor, action, subject, project, payload or {})
     return int(serial)
+
+
+def _log_append(conn: Connection, serial: int, now: datetime, actor: str, action: str, subject: str,
+                project: str | None, payload: dict[str, Any]) -> None:
+    """The event becomes the next log leaf, in the same transaction (so in commit order)."""
+    state = conn.execute(sa.select(log_state.c.size, log_state.c.nodes).where(log_state.c.id == 1)
+                         .with_for_update()).first()
+    compact = CompactRange.from_json({"size": state.size, "nodes": state.nodes}) if state else CompactRange()
+    entry = encode_entry(compact.size, serial, now, actor, action, subject, project, payload)
+    leaf = leaf_hash(entry)
+    conn.execute(log_entries.insert().values(idx=compact.size, serial=serial, entry=entry, leaf_hash=leaf))
+    compact.append(leaf)
+    nodes = compact.to_json()["nodes"]
+    if state is None:
+        conn.execute(log_state.insert().values(id=1, size=compact.size, nodes=nodes))
+    else:
+        conn.execute(log_state.update().where(log_state.c.id == 1).values(size=compact.size, nodes=nodes))
 

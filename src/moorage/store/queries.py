@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from packaging.version import Version
 from sqlalchemy.engine import Connection
 
-from moorage.store.tables import events, files, projects, releases
+from moorage.store.tables import events, files, log_entries, projects, releases
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,7 @@ class FileView:
     yanked_at: datetime | None = None
     yanked_reason: str | None = None
     deleted_at: datetime | None = None
+    log_index: int | None = None  # the log leaf of the file's upload event
 
     @property
     def yanked(self) -> bool:
@@ -100,10 +101,14 @@ def load_project(conn: Connection, normalized_name: str, *, offered_only: bool =
     if offered_only:
         query = query.where(files.c.deleted_at.is_(None))
     frows = conn.execute(query).all() if rels else []
+    logged: dict[str, int] = {row.subject: int(row.idx) for row in conn.execute(
+        sa.select(events.c.subject, log_entries.c.idx).join(log_entries, log_entries.c.serial == events.c.serial)
+        .where(events.c.project == p.normalized_name, events.c.action == "file-added")
+    )} if frows else {}
     file_views = [
         FileView(f.filename, by_id[f.release_id], f.packagetype, f.python_version, f.sha256, f.blake2_256,
                  f.md5, f.size, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked_at, f.yanked_reason,
-                 f.deleted_at)
+                 f.deleted_at, logged.get(f"file:{f.filename}"))
         for f in frows if f.release_id in by_id
     ]
     file_views.sort(key=lambda f: (_version_key(f.version), f.filename))

@@ -196,3 +196,31 @@ invitations = sa.Table(
     sa.Column("accepted", sa.Boolean, nullable=True),
     sa.CheckConstraint("role in ('owner', 'maintainer')", name="role"),
 )
+
+# The transparency log: one entry per event, in commit order (docs/log.md).
+log_entries = sa.Table(
+    "log_entries",
+    metadata,
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("serial", sa.Integer, nullable=False, unique=True),
+    sa.Column("entry", sa.LargeBinary, nullable=False),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+)
+
+# The log's right edge (a compact range), so appending and the tree head cost O(log n).
+log_state = sa.Table(
+    "log_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("nodes", sa.JSON, nullable=False),
+)
+
+# Signed checkpoints, one per tree size that was ever signed.
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

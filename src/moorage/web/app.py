@@ -11,13 +11,16 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from moorage.config import load_settings
+from moorage.log.keys import load_or_create
 from moorage.services.context import Context, open_context
+from moorage.services.log import LogService
 from moorage.web import reason
 from moorage.web.events import EventsAPI
 from moorage.web.files import FileViews
 from moorage.web.home import Home
 from moorage.web.jsonapi import JSONAPI
 from moorage.web.legacy import LegacyUpload
+from moorage.web.log import LogViews
 from moorage.web.manage import ManagementAPI
 from moorage.web.simple import PageCache
 from moorage.web.simple_api import SimpleAPI
@@ -44,6 +47,8 @@ class MoorageApp:
         upload = LegacyUpload(ctx)
         events = EventsAPI(ctx)
         manage = ManagementAPI(ctx)
+        self.log = LogService(ctx, load_or_create(ctx.settings.log_key_file, ctx.settings.log_origin))
+        log = LogViews(self.log)
         self.router = Starlette(routes=[
             Route("/", home.page, methods=["GET", "HEAD"]),
             Route("/healthz", home.health, methods=["GET", "HEAD"]),
@@ -58,6 +63,11 @@ class MoorageApp:
             Route("/api/projects/{name:str}/{action:str}", manage.act, methods=["POST"]),
             Route("/api/openapi.json", manage.openapi, methods=["GET"]),
             Route("/api/policy", manage.policy, methods=["GET"]),
+            Route("/log/checkpoint", log.checkpoint, methods=["GET", "HEAD"]),
+            Route("/log/key", log.key, methods=["GET", "HEAD"]),
+            Route("/log/tile/{path:path}", log.tile, methods=["GET", "HEAD"]),
+            Route("/log/proof/inclusion", log.inclusion, methods=["GET"]),
+            Route("/log/proof/consistency", log.consistency, methods=["GET"]),
             Route("/pypi/{name:str}/{version:str}/json", jsonapi.release, methods=["GET", "HEAD"]),
         ])
 

@@ -61,6 +61,7 @@ def _file_json(f: FileView, base: str) -> dict[str, Any]:
         "url": base + file_url(f.sha256, f.filename, prefix=""),
         "yanked": f.yanked,
         "yanked_reason": f.yanked_reason if f.yanked else None,
+        "log_index": f.log_index,
     }
 
 

@@ -119,6 +119,7 @@ def render_project_json(view: ProjectView) -> bytes:
             "yanked": (f.yanked_reason or True) if f.yanked else False,
             "size": f.size,
             "upload-time": isoformat_z(f.upload_time),
+            "_log-index": f.log_index,  # index-specific key (PEP 691): the upload's leaf in /log/
         })
     doc: dict[str, object] = {
         "meta": {"api-version": API_VERSION, "_last-serial": view.last_serial},
