@@ -350,6 +350,27 @@ def cmd_log_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from moorage.log.verify import verify
+
+    report = verify(args.index, key=args.key, state_file=Path(args.state) if args.state else None,
+                    projects=args.project, files=args.files)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        cp = report.checkpoint
+        if cp:
+            print(f"checkpoint: {cp['origin']}, {cp['size']} entries, root {cp['root']}")
+        print(f"checked {report.checked_files} offered files" +
+              (f", downloaded {report.downloaded_files}" if args.files else ""))
+        for finding in report.findings:
+            print(f"FINDING {finding['finding']}: {finding['detail']}")
+        print("ok: the index agrees with its log" if report.ok else f"{len(report.findings)} finding(s)")
+    return 0 if report.ok else 1
+
+
 def cmd_policy_check(args: argparse.Namespace) -> int:
     ctx = _context(args)
     decision = checks.check(ctx, args.action, args.project, args.version, args.filename, as_user=args.as_user)
@@ -585,6 +606,15 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--as", dest="as_user", metavar="USER", required=True, help="the user who would act")
     chk.add_argument("--json", action="store_true")
     chk.set_defaults(func=cmd_policy_check)
+
+    ver = sub.add_parser("verify", help="check an index against its signed log (a client: needs only the URL)")
+    ver.add_argument("--index", required=True, help="the index's root URL")
+    ver.add_argument("--key", help="the log's verifier key (`moorage log key`); else trust on first use")
+    ver.add_argument("--state", help="file that keeps the key and the last checkpoint seen")
+    ver.add_argument("--project", action="append", help="only this project (repeatable)")
+    ver.add_argument("--files", action="store_true", help="also download every offered file and check its bytes")
+    ver.add_argument("--json", action="store_true")
+    ver.set_defaults(func=cmd_verify)
 
     logp = sub.add_parser("log", help="the transparency log").add_subparsers(dest="log_command", required=True)
     lk = logp.add_parser("key", help="print the log's public (verifier) key")
