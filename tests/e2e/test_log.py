@@ -77,3 +77,20 @@ def test_bad_log_requests_are_4xx(server: Server) -> None:
             raise AssertionError(f"{path} answered 2xx")
         except urllib.error.HTTPError as exc:
             assert 400 <= exc.code < 500, (path, exc.code)
+
+
+def test_a_checkpoint_is_signed_within_a_second_of_a_commit(server: Server, unique: str, dists: Path) -> None:
+    import sqlite3
+    import time
+
+    wheel = make_wheel(dists, f"signed-{unique}", "1.0")
+    assert clients.twine_upload(server.legacy, server.admin_token, wheel.path).returncode == 0
+    deadline = time.monotonic() + 5
+    while True:  # nobody asks for /log/checkpoint here: the server signs on its own
+        with sqlite3.connect(f"file:{server.data_dir / 'moorage.db'}?mode=ro", uri=True) as db:
+            size = db.execute("SELECT size FROM log_state WHERE id = 1").fetchone()[0]
+            signed = db.execute("SELECT max(size) FROM checkpoints").fetchone()[0]
+        if signed is not None and signed >= size:
+            break
+        assert time.monotonic() < deadline, f"no checkpoint for size {size} (newest signed: {signed})"
+        time.sleep(0.1)

@@ -74,7 +74,8 @@ class LogModel:
     conflicts: list[str] = field(default_factory=list)
 
     def apply(self, entry: dict[str, Any]) -> None:
-        action, payload, project = entry["action"], entry.get("payload", {}), entry.get("project")
+        action, payload = entry["action"], entry.get("payload", {})
+        project = str(entry.get("project") or "")
         if action == "file-added":
             name = payload["filename"]
             known = self.files.get(name)
@@ -96,9 +97,9 @@ class LogModel:
             else:
                 self.quarantined.discard(project)
         elif action == "release-quarantined":
-            self.quarantined_releases.add((project, payload.get("version")))
+            self.quarantined_releases.add((project, str(payload.get("version"))))
         elif action == "release-unquarantined":
-            self.quarantined_releases.discard((project, payload.get("version")))
+            self.quarantined_releases.discard((project, str(payload.get("version"))))
         elif action == "removal-announced":
             self.removal_at[project] = datetime.fromisoformat(payload["removal_at"])
         elif action == "removal-cancelled":
@@ -108,7 +109,7 @@ class LogModel:
         """Why the index may leave this file out, or None if it must offer it."""
         if f.deleted:
             return "deleted"
-        if f.project in self.quarantined or (f.project, f.version) in self.quarantined_releases:
+        if f.project in self.quarantined or (f.project, str(f.version)) in self.quarantined_releases:
             return "quarantined"
         removal = self.removal_at.get(f.project)
         if removal is not None and now >= removal:

@@ -6,6 +6,7 @@ import threading
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from moorage.log import merkle, tiles
 from moorage.log.compact import CompactRange
@@ -52,12 +53,17 @@ class LogService:
         # Every checkpoint is a head of the same append-only leaves, so any two are consistent.
         text = Checkpoint(self.signer.name, compact.size, compact.root()).text()
         note = self.signer.sign(text)
-        with self.ctx.db.write() as conn:
-            if conn.execute(sa.select(checkpoints.c.size).where(checkpoints.c.size == compact.size)).first() is None:
-                conn.execute(checkpoints.insert().values(size=compact.size, note=note, created_at=self.ctx.clock.now()))
-            else:
-                note = conn.execute(sa.select(checkpoints.c.note).where(checkpoints.c.size == compact.size)).scalar()
-        return str(note)
+        try:
+            with self.ctx.db.write() as conn:
+                stored = conn.execute(sa.select(checkpoints.c.size).where(checkpoints.c.size == compact.size)).first()
+                if stored is None:
+                    conn.execute(checkpoints.insert().values(size=compact.size, note=note,
+                                                             created_at=self.ctx.clock.now()))
+                    return note
+        except IntegrityError:
+            pass  # another process stored this size first: serve what it stored
+        with self.ctx.db.read() as conn:
+            return str(conn.execute(sa.select(checkpoints.c.note).where(checkpoints.c.size == compact.size)).scalar())
 
     def size(self) -> int:
         with self.ctx.db.read() as conn:

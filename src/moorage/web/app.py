@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -86,7 +87,19 @@ def create_app(ctx: Context) -> MoorageApp:
     app = MoorageApp(ctx)
     if ctx.settings.warm_cache:
         threading.Thread(target=_warm, args=(app.cache,), name="moorage-warm-cache", daemon=True).start()
+    threading.Thread(target=_sign_checkpoints, args=(app.log,), name="moorage-checkpoints", daemon=True).start()
     return app
+
+
+def _sign_checkpoints(log: LogService, interval: float = 1.0) -> None:
+    """Sign a checkpoint within a second of any commit (batched), so one exists for every
+    state the index has shown, whether or not anyone asked for it."""
+    while True:
+        try:
+            log.checkpoint()
+        except Exception:  # the next round tries again; requests sign on demand meanwhile
+            logging.getLogger(__name__).exception("signing a checkpoint failed")
+        time.sleep(interval)
 
 
 def _warm(cache: PageCache) -> None:
