@@ -43,6 +43,12 @@ class Denied(Exception):
         self.decision = decision
 
 
+def require(decision: Decision) -> None:
+    """Carry on if the decision allows; otherwise raise it as a refusal."""
+    if not decision.allowed:
+        raise Denied(decision)
+
+
 def bad_request(rule: str, reason: str) -> Denied:
     return Denied(Decision.deny(rule, reason, status=400))
 

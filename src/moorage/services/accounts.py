@@ -86,7 +86,7 @@ def verify_password(ctx: Context, name: str, password: str) -> bool:
         return False
 
 
-def _user_id(conn: Connection, name: str) -> int:
+def user_id(conn: Connection, name: str) -> int:
     uid = conn.execute(sa.select(users.c.id).where(users.c.name == name)).scalar()
     if uid is None:
         raise NotFound(f"no user named {name!r}")
@@ -110,7 +110,7 @@ def create_token(ctx: Context, user: str, *, projects: list[str] | tuple[str, ..
     token = f"{TOKEN_PREFIX}-{token_id}-{secrets.token_urlsafe(32)}"
     expires_at = now + timedelta(days=expires_days) if expires_days else None
     with ctx.db.write() as conn:
-        uid = _user_id(conn, user)
+        uid = user_id(conn, user)
         conn.execute(tokens.insert().values(
             id=token_id, user_id=uid, token_hash=hash_token(token), description=description,
             projects=sorted(set(scoped)), created_at=now, expires_at=expires_at,
@@ -123,7 +123,7 @@ def create_token(ctx: Context, user: str, *, projects: list[str] | tuple[str, ..
 
 def list_tokens(ctx: Context, user: str) -> list[TokenInfo]:
     with ctx.db.read() as conn:
-        _user_id(conn, user)
+        user_id(conn, user)
         rows = conn.execute(
             sa.select(tokens).join(users, users.c.id == tokens.c.user_id)
             .where(users.c.name == user).order_by(tokens.c.created_at)

@@ -16,12 +16,11 @@ from moorage.domain.lifecycle import (
     may_reopen,
     may_restore,
     may_yank,
-    release_facts,
 )
 from moorage.services.context import Context
 from moorage.services.deletion import plan_delete
-from moorage.services.lifecycle import _project, _release, resolve_actor
-from moorage.store.tables import projects, releases
+from moorage.services.lifecycle import _project, _release, load_release_facts, resolve_actor
+from moorage.store.tables import projects
 
 ACTIONS = ("yank", "unyank", "delete", "reopen", "archive", "unarchive", "deprecate", "undeprecate",
            "quarantine", "unquarantine", "disable-deletions", "restore")
@@ -51,9 +50,7 @@ def check(ctx: Context, action: str, project: str, version: str | None = None, f
             if version is None:
                 raise bad_request("missing-version", "name the release to reopen")
             release = _release(conn, project_id, name, version)
-            rows = conn.execute(sa.select(releases.c.version, releases.c.created_at, releases.c.reopened_until)
-                                .where(releases.c.project_id == project_id)).all()
-            facts = release_facts(name, [(Version(r.version), r.created_at, r.reopened_until) for r in rows])
+            facts = load_release_facts(conn, project_id, name)
             period: timedelta = ctx.settings.lifecycle.reopen_period
             return may_reopen(actor, facts[Version(release.version)], period, ctx.settings.lifecycle,
                               ctx.clock.now())

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from packaging.version import Version
 from sqlalchemy.engine import Connection
 
-from moorage.domain.decisions import Decision, Denied, bad_request
+from moorage.domain.decisions import Decision, Denied, bad_request, require
 from moorage.domain.lifecycle import (
     Actor,
     FileFacts,
@@ -28,11 +28,6 @@ from moorage.services.context import Context
 from moorage.services.events import append_event
 from moorage.services.lifecycle import _project, _release, resolve_actor
 from moorage.store.tables import events, files, projects, releases
-
-
-def _refuse(decision: Decision) -> None:
-    if not decision.allowed:
-        raise Denied(decision)
 
 
 def _admin_reason(actor: Actor, reason: str | None) -> None:
@@ -117,7 +112,7 @@ def delete(ctx: Context, project: str, version: str | None = None, filename: str
     with ctx.db.write() as conn:
         decision, plan = plan_delete(conn, ctx, project, version, filename, as_user)
         _admin_reason(plan.actor, reason)
-        _refuse(decision)
+        require(decision)
         name, rows = plan.name, plan.rows
         payload: dict[str, object] = {"project": name, "reason": reason}
         _mark_deleted(conn, rows, plan.project_id, now, reason)
@@ -147,7 +142,7 @@ def disable_deletions(ctx: Context, project: str, *, as_user: str | None = None)
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
         actor = resolve_actor(conn, as_user, project_id)
-        _refuse(may_disable_deletions(actor, name))
+        require(may_disable_deletions(actor, name))
         current = conn.execute(sa.select(projects.c.deletions_disabled_at)
                                .where(projects.c.id == project_id)).scalar()
         if current is not None:
@@ -188,7 +183,7 @@ def restore(ctx: Context, project: str, version: str | None = None, filename: st
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
         actor = resolve_actor(conn, as_user, project_id)
-        _refuse(may_restore(actor, reason))
+        require(may_restore(actor, reason))
         prow = conn.execute(sa.select(projects.c.deleted_at).where(projects.c.id == project_id)).one()
         query = sa.select(files.c.id, files.c.filename, files.c.sha256, files.c.size, files.c.release_id,
                           files.c.deleted_at).where(files.c.project_id == project_id, files.c.deleted_at.isnot(None))

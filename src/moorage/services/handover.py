@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from moorage.domain.decisions import Decision, Denied, bad_request
+from moorage.domain.decisions import bad_request, require
 from moorage.domain.lifecycle import ORPHANED, ProjectFacts, may_adopt, may_invite, may_leave
-from moorage.services.accounts import NotFound
+from moorage.services.accounts import NotFound, user_id
 from moorage.services.context import Context
 from moorage.services.events import append_event
 from moorage.services.lifecycle import _project, resolve_actor
+from moorage.services.roles import owner_count
 from moorage.store.tables import invitations, projects, roles, users
-
-
-def _refuse(decision: Decision) -> None:
-    if not decision.allowed:
-        raise Denied(decision)
-
-
-def _user_id(conn: Connection, user: str) -> int:
-    uid = conn.execute(sa.select(users.c.id).where(users.c.name == user)).scalar()
-    if uid is None:
-        raise NotFound(f"no user named {user!r}")
-    return int(uid)
-
-
-def _owners(conn: Connection, project_id: int) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(roles)
-                            .where(roles.c.project_id == project_id, roles.c.role == "owner")).scalar_one())
 
 
 def invite(ctx: Context, project: str, user: str, *, role: str = "maintainer", transfer: bool = False,
@@ -42,11 +25,11 @@ def invite(ctx: Context, project: str, user: str, *, role: str = "maintainer", t
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
         actor = resolve_actor(conn, as_user, project_id)
-        _refuse(may_invite(actor, name))
+        require(may_invite(actor, name))
         if transfer and actor.role is None:
             raise bad_request("no-role", "a transfer hands over the inviter's own place; the operator uses "
                               "`moorage role set` or `moorage admin adopt`")
-        uid = _user_id(conn, user)
+        uid = user_id(conn, user)
         if conn.execute(sa.select(roles.c.role).where(roles.c.project_id == project_id,
                                                       roles.c.user_id == uid)).scalar() == role:
             raise bad_request("already-has-role", f"{user} is already {role} of {name}")
@@ -64,7 +47,7 @@ def answer(ctx: Context, project: str, *, as_user: str, accept: bool = True) -> 
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
-        uid = _user_id(conn, as_user)
+        uid = user_id(conn, as_user)
         inv = conn.execute(
             sa.select(invitations).where(invitations.c.project_id == project_id, invitations.c.user_id == uid,
                                          invitations.c.answered_at.is_(None))
@@ -106,12 +89,12 @@ def leave(ctx: Context, project: str, *, as_user: str) -> bool:
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
         actor = resolve_actor(conn, as_user, project_id)
-        _refuse(may_leave(actor, name))
-        uid = _user_id(conn, as_user)
+        require(may_leave(actor, name))
+        uid = user_id(conn, as_user)
         conn.execute(roles.delete().where(roles.c.project_id == project_id, roles.c.user_id == uid))
         append_event(conn, now=now, actor=as_user, action="role-removed", subject=f"project:{name}", project=name,
                      payload={"project": name, "user": as_user, "role": actor.role, "left": True})
-        orphaned = actor.role == "owner" and _owners(conn, project_id) == 0
+        orphaned = actor.role == "owner" and owner_count(conn, project_id) == 0
         if orphaned:
             row = conn.execute(sa.select(projects.c.status, projects.c.status_reason)
                                .where(projects.c.id == project_id)).one()
@@ -133,9 +116,9 @@ def adopt(ctx: Context, project: str, user: str, *, reason: str, as_user: str | 
         actor = resolve_actor(conn, as_user, project_id)
         row = conn.execute(sa.select(projects.c.status, projects.c.status_reason)
                            .where(projects.c.id == project_id)).one()
-        _refuse(may_adopt(actor, ProjectFacts(name, row.status, row.status_reason), _owners(conn, project_id),
+        require(may_adopt(actor, ProjectFacts(name, row.status, row.status_reason), owner_count(conn, project_id),
                           reason))
-        uid = _user_id(conn, user)
+        uid = user_id(conn, user)
         conn.execute(roles.delete().where(roles.c.project_id == project_id, roles.c.user_id == uid))
         conn.execute(roles.insert().values(project_id=project_id, user_id=uid, role="owner"))
         status, status_reason = row.status, row.status_reason

@@ -9,10 +9,11 @@ from packaging.utils import canonicalize_version
 from packaging.version import Version
 from sqlalchemy.engine import Connection
 
-from moorage.domain.decisions import Decision, Denied, bad_request
+from moorage.domain.decisions import Decision, bad_request, require
 from moorage.domain.lifecycle import (
     Actor,
     ProjectFacts,
+    ReleaseFacts,
     check_days,
     may_change_status,
     may_quarantine_release,
@@ -27,11 +28,6 @@ from moorage.services.events import append_event
 from moorage.store.tables import files, projects, releases, roles, users
 
 OPERATOR = Actor("operator", is_admin=True)
-
-
-def _refuse(decision: Decision) -> None:
-    if not decision.allowed:
-        raise Denied(decision)
 
 
 def resolve_actor(conn: Connection, user: str | None, project_id: int) -> Actor:
@@ -70,6 +66,13 @@ def _release(conn: Connection, project_id: int, name: str, version: str) -> sa.R
     return row
 
 
+def load_release_facts(conn: Connection, project_id: int, name: str) -> dict[Version, ReleaseFacts]:
+    """Every release's facts for the upload-window and reopen rules."""
+    rows = conn.execute(sa.select(releases.c.version, releases.c.created_at, releases.c.reopened_until)
+                        .where(releases.c.project_id == project_id)).all()
+    return release_facts(name, [(Version(r.version), r.created_at, r.reopened_until) for r in rows])
+
+
 def _targets(conn: Connection, release_id: int, name: str, version: str, filename: str | None) -> list[sa.Row]:
     query = sa.select(files.c.id, files.c.filename, files.c.yanked_at, files.c.yanked_reason).where(
         files.c.release_id == release_id)
@@ -100,7 +103,7 @@ def _set_yanked(ctx: Context, project: str, version: str, filename: str | None, 
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
         actor = resolve_actor(conn, as_user, project_id)
-        _refuse(may_yank(actor, name))
+        require(may_yank(actor, name))
         release = _release(conn, project_id, name, version)
         # Only what changes: yanking the yanked (or unyanking the rest) records nothing.
         targets = [r for r in _targets(conn, release.id, name, version, filename)
@@ -129,7 +132,7 @@ def reopen(ctx: Context, project: str, version: str, *, reason: str, days: float
     """Let a closed release accept new files again for a bounded time; recorded with its reason."""
     if not reason or not reason.strip():
         raise bad_request("reason-required", "reopening a release needs a reason")
-    _refuse(check_days(days))
+    require(check_days(days))
     policy = ctx.settings.lifecycle
     period = timedelta(days=days) if days is not None else policy.reopen_period
     now = ctx.clock.now()
@@ -137,12 +140,9 @@ def reopen(ctx: Context, project: str, version: str, *, reason: str, days: float
         project_id, name = _project(conn, project)
         actor = resolve_actor(conn, as_user, project_id)
         release = _release(conn, project_id, name, version)
-        rows = conn.execute(sa.select(releases.c.version, releases.c.created_at, releases.c.reopened_until)
-                            .where(releases.c.project_id == project_id)).all()
-        facts = release_facts(name, [(Version(r.version), r.created_at, r.reopened_until) for r in rows])
-        fact = facts[Version(release.version)]
+        fact = load_release_facts(conn, project_id, name)[Version(release.version)]
         decision = may_reopen(actor, fact, period, policy, now)
-        _refuse(decision)
+        require(decision)
         until = now + period
         conn.execute(releases.update().where(releases.c.id == release.id).values(reopened_until=until))
         append_event(conn, now=now, actor=actor.name, action="release-reopened",
@@ -166,7 +166,7 @@ def set_status(ctx: Context, project: str, status: str, *, reason: str | None = 
         row = conn.execute(sa.select(projects.c.status, projects.c.status_reason, projects.c.successor)
                            .where(projects.c.id == project_id)).one()
         actor = resolve_actor(conn, as_user, project_id)
-        _refuse(may_change_status(actor, ProjectFacts(name, row.status, row.status_reason), status, reason))
+        require(may_change_status(actor, ProjectFacts(name, row.status, row.status_reason), status, reason))
         if successor is not None:
             if status != "deprecated":
                 raise bad_request("successor", "only a deprecated project names a successor")
@@ -194,7 +194,7 @@ def quarantine_release(ctx: Context, project: str, version: str, *, reason: str,
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
         actor = resolve_actor(conn, as_user, project_id)
-        _refuse(may_quarantine_release(actor, reason))
+        require(may_quarantine_release(actor, reason))
         release = _release(conn, project_id, name, version)
         current = conn.execute(sa.select(releases.c.quarantined_at, releases.c.quarantine_reason)
                                .where(releases.c.id == release.id)).one()

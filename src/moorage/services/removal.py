@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from moorage.domain.decisions import Decision, Denied
+from moorage.domain.decisions import Decision, require
 from moorage.domain.lifecycle import check_days, may_announce_removal, may_cancel_removal, removal_reason
 from moorage.services.context import Context
 from moorage.services.events import append_event
@@ -15,14 +15,9 @@ from moorage.services.lifecycle import _project, resolve_actor
 from moorage.store.tables import events, projects
 
 
-def _refuse(decision: Decision) -> None:
-    if not decision.allowed:
-        raise Denied(decision)
-
-
 def announce_removal(ctx: Context, project: str, *, days: float | None = None, reason: str | None = None,
                      as_user: str | None = None) -> Decision:
-    _refuse(check_days(days))
+    require(check_days(days))
     policy = ctx.settings.lifecycle
     grace = timedelta(days=days) if days is not None else policy.removal_grace
     reason = (reason or "").strip() or None
@@ -30,7 +25,7 @@ def announce_removal(ctx: Context, project: str, *, days: float | None = None, r
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
         actor = resolve_actor(conn, as_user, project_id)
-        _refuse(may_announce_removal(actor, name, grace, policy))
+        require(may_announce_removal(actor, name, grace, policy))
         row = conn.execute(sa.select(projects.c.status, projects.c.status_reason, projects.c.removal_at)
                            .where(projects.c.id == project_id)).one()
         removal_at = now + grace
@@ -57,7 +52,7 @@ def cancel_removal(ctx: Context, project: str, *, as_user: str | None = None) ->
         actor = resolve_actor(conn, as_user, project_id)
         row = conn.execute(sa.select(projects.c.status, projects.c.status_reason, projects.c.removal_at)
                            .where(projects.c.id == project_id)).one()
-        _refuse(may_cancel_removal(actor, name, row.removal_at, now))
+        require(may_cancel_removal(actor, name, row.removal_at, now))
         announced = conn.execute(
             sa.select(events.c.payload).where(events.c.project == name, events.c.action == "removal-announced")
             .order_by(events.c.serial.desc()).limit(1)

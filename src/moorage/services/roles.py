@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from moorage.domain.decisions import bad_request
 from moorage.domain.names import normalize
-from moorage.services.accounts import NotFound
+from moorage.services.accounts import NotFound, user_id
 from moorage.services.context import Context
 from moorage.services.events import append_event
 from moorage.store.tables import projects, roles, users
@@ -22,16 +22,23 @@ class RoleInfo:
     role: str
 
 
-def _ids(conn: sa.Connection, project: str, user: str) -> tuple[int, int]:
+def _lock_role(conn: sa.Connection, project: str, user: str) -> tuple[int, int, str | None]:
+    """(project id, user id, the user's current role) with the project row locked."""
     project_id = conn.execute(
         sa.select(projects.c.id).where(projects.c.normalized_name == normalize(project)).with_for_update()
     ).scalar()
     if project_id is None:
         raise NotFound(f"no project named {project!r}")
-    user_id = conn.execute(sa.select(users.c.id).where(users.c.name == user)).scalar()
-    if user_id is None:
-        raise NotFound(f"no user named {user!r}")
-    return int(project_id), int(user_id)
+    uid = user_id(conn, user)
+    current = conn.execute(
+        sa.select(roles.c.role).where(roles.c.project_id == project_id, roles.c.user_id == uid)
+    ).scalar()
+    return int(project_id), uid, current
+
+
+def _keep_an_owner(conn: sa.Connection, project_id: int, current: str | None, user: str, name: str) -> None:
+    if current == "owner" and owner_count(conn, project_id) == 1:
+        raise bad_request("last-owner", f"{user!r} is the only owner of {name!r}; add another owner first")
 
 
 def set_role(ctx: Context, project: str, user: str, role: str, *, actor: str) -> None:
@@ -41,19 +48,15 @@ def set_role(ctx: Context, project: str, user: str, role: str, *, actor: str) ->
     name = normalize(project)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, user_id = _ids(conn, project, user)
-        current = conn.execute(
-            sa.select(roles.c.role).where(roles.c.project_id == project_id, roles.c.user_id == user_id)
-        ).scalar()
+        project_id, uid, current = _lock_role(conn, project, user)
         if current == role:
             return
-        if current == "owner" and _owner_count(conn, project_id) == 1:
-            raise bad_request("last-owner", f"{user!r} is the only owner of {name!r}; add another owner first")
+        _keep_an_owner(conn, project_id, current, user, name)
         if current is None:
-            conn.execute(roles.insert().values(project_id=project_id, user_id=user_id, role=role))
+            conn.execute(roles.insert().values(project_id=project_id, user_id=uid, role=role))
             action = "role-added"
         else:
-            conn.execute(roles.update().where(roles.c.project_id == project_id, roles.c.user_id == user_id)
+            conn.execute(roles.update().where(roles.c.project_id == project_id, roles.c.user_id == uid)
                          .values(role=role))
             action = "role-changed"
         append_event(conn, now=now, actor=actor, action=action, subject=f"project:{name}", project=name,
@@ -65,15 +68,11 @@ def remove_role(ctx: Context, project: str, user: str, *, actor: str) -> None:
     name = normalize(project)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, user_id = _ids(conn, project, user)
-        current = conn.execute(
-            sa.select(roles.c.role).where(roles.c.project_id == project_id, roles.c.user_id == user_id)
-        ).scalar()
+        project_id, uid, current = _lock_role(conn, project, user)
         if current is None:
             raise NotFound(f"{user!r} has no role on {name!r}")
-        if current == "owner" and _owner_count(conn, project_id) == 1:
-            raise bad_request("last-owner", f"{user!r} is the only owner of {name!r}; add another owner first")
-        conn.execute(roles.delete().where(roles.c.project_id == project_id, roles.c.user_id == user_id))
+        _keep_an_owner(conn, project_id, current, user, name)
+        conn.execute(roles.delete().where(roles.c.project_id == project_id, roles.c.user_id == uid))
         append_event(conn, now=now, actor=actor, action="role-removed", subject=f"project:{name}", project=name,
                      payload={"project": name, "user": user, "role": current})
     ctx.committed({name})
@@ -93,7 +92,7 @@ def list_roles(ctx: Context, project: str) -> list[RoleInfo]:
     return [RoleInfo(r.name, r.role) for r in rows]
 
 
-def _owner_count(conn: sa.Connection, project_id: int) -> int:
+def owner_count(conn: sa.Connection, project_id: int) -> int:
     return int(conn.execute(
         sa.select(sa.func.count()).select_from(roles)
         .where(roles.c.project_id == project_id, roles.c.role == "owner")

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from moorage import archives
 from moorage.domain.clock import isoformat_z
-from moorage.domain.decisions import Decision, Denied, bad_request
+from moorage.domain.decisions import Decision, Denied, bad_request, require
 from moorage.domain.filenames import parse_filename
 from moorage.domain.lifecycle import (
     Actor,
@@ -24,7 +24,6 @@ from moorage.domain.lifecycle import (
     check_upload_status,
     check_upload_window,
     may_register_deleted_name,
-    release_facts,
 )
 from moorage.domain.metadata import CoreMetadata, check_agreement, parse_metadata
 from moorage.domain.names import check_new_name, normalize, similarity_key
@@ -39,6 +38,7 @@ from moorage.domain.policy import (
 from moorage.services.accounts import find_token
 from moorage.services.context import Context
 from moorage.services.events import append_event, lock_event_log
+from moorage.services.lifecycle import load_release_facts
 from moorage.store.blobs import BlobTooLarge, StagedBlob
 from moorage.store.tables import filename_registry, files, projects, releases, roles, tokens, users
 
@@ -67,11 +67,6 @@ class UploadResult:
     serial: int | None
 
 
-def _refuse(decision: Decision) -> None:
-    if not decision.allowed:
-        raise Denied(decision)
-
-
 def _role(conn: Connection, project_id: int, user_id: int) -> str | None:
     return conn.execute(
         sa.select(roles.c.role).where(roles.c.project_id == project_id, roles.c.user_id == user_id)
@@ -94,7 +89,7 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
     now = ctx.clock.now()
     with ctx.db.read() as conn:
         found = find_token(conn, token) if token else None
-        _refuse(check_token(found[0] if found else None, now))
+        require(check_token(found[0] if found else None, now))
         assert found is not None
         token_view, user_id = found
         if form.action not in (None, "file_upload"):
@@ -111,9 +106,9 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
         existing = found_project.id if found_project else None
         role = _role(conn, existing, user_id) if existing is not None else None
         if found_project is not None and found_project.deleted_at is not None:
-            _refuse(may_register_deleted_name(_uploader(conn, token_view, user_id, role), project,
+            require(may_register_deleted_name(_uploader(conn, token_view, user_id, role), project,
                                               was_owner=role == "owner"))
-        _refuse(check_upload_scope(
+        require(check_upload_scope(
             token_view, project, project_exists=existing is not None,
             is_owner_or_maintainer=role is not None or (found_project is not None
                                                         and found_project.deleted_at is not None),
@@ -131,7 +126,7 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
     staged_all = [staged]
     try:
         _check_digests(form, staged)
-        _refuse(check_file_size(staged.size, policy))
+        require(check_file_size(staged.size, policy))
         known = _registered(ctx, dist.filename)
         if known is not None:
             return _already_there(known, staged, project, dist.filename)
@@ -230,9 +225,7 @@ def _abandon(ctx: Context, staged: list[StagedBlob]) -> None:
 
 def _upload_window(conn: Connection, ctx: Context, project: str, project_id: int, version: Version,
                    now: datetime) -> Decision:
-    rows = conn.execute(sa.select(releases.c.version, releases.c.created_at, releases.c.reopened_until)
-                        .where(releases.c.project_id == project_id)).all()
-    facts = release_facts(project, [(Version(r.version), r.created_at, r.reopened_until) for r in rows])
+    facts = load_release_facts(conn, project_id, project)
     return check_upload_window(facts[version], ctx.settings.lifecycle, now)
 
 
@@ -255,7 +248,7 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
         row = next((r for r in found if r.normalized_name == project), None)
         if row is None:
             similar = found[0].name if found else None
-            _refuse(check_new_name(meta.name, prohibited=policy.prohibited_names, similar_existing=similar))
+            require(check_new_name(meta.name, prohibited=policy.prohibited_names, similar_existing=similar))
             project_id = conn.execute(projects.insert().values(
                 name=meta.name, normalized_name=project, similarity_key=similarity_key(meta.name),
                 status="active", created_at=now, last_serial=0, total_size=0,
@@ -272,7 +265,7 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
             role = _role(conn, project_id, user_id)
             if row.deleted_at is not None:
                 # A tombstoned name: only a previous owner or an admin takes it again.
-                _refuse(may_register_deleted_name(_uploader(conn, token, user_id, role), project,
+                require(may_register_deleted_name(_uploader(conn, token, user_id, role), project,
                                                   was_owner=role == "owner"))
                 if role is None:
                     conn.execute(roles.insert().values(project_id=project_id, user_id=user_id, role="owner"))
@@ -285,8 +278,8 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
                 raise Denied(Decision.deny("not-a-maintainer",
                                            f"the user {actor!r} is not an owner or maintainer of {project!r}"))
             facts = ProjectFacts(project, row.status, row.status_reason)
-            _refuse(check_upload_status(facts, meta.version, release_quarantined=False))
-        _refuse(check_project_size(total, staged.size, policy))
+            require(check_upload_status(facts, meta.version, release_quarantined=False))
+        require(check_project_size(total, staged.size, policy))
 
         canonical = canonicalize_version(meta.version)
         release = conn.execute(
@@ -306,8 +299,8 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
             if release.deleted_at is not None:
                 conn.execute(releases.update().where(releases.c.id == release_id).values(deleted_at=None))
             if release.quarantined_at is not None:
-                _refuse(check_upload_status(facts, meta.version, release_quarantined=True))
-            _refuse(_upload_window(conn, ctx, project, project_id, meta.version, now))
+                require(check_upload_status(facts, meta.version, release_quarantined=True))
+            require(_upload_window(conn, ctx, project, project_id, meta.version, now))
             if packagetype == "sdist" and conn.execute(
                 sa.select(files.c.filename).where(files.c.release_id == release_id, files.c.packagetype == "sdist")
             ).first():
