@@ -21,19 +21,25 @@ class Caller:
     is_admin: bool
 
 
-def token_from_header(header: str | None) -> str | None:
-    if not header:
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """(user, password) from an ``Authorization: Basic ...`` header, or None."""
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic":
         return None
-    scheme, _, value = header.partition(" ")
+    try:
+        user, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
+
+
+def token_from_header(header: str | None) -> str | None:
+    """The API token: ``Bearer TOKEN``, or basic auth as ``__token__``."""
+    scheme, _, value = (header or "").partition(" ")
     if scheme.lower() == "bearer":
         return value.strip() or None
-    if scheme.lower() == "basic":
-        try:
-            user, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return password if user == "__token__" else None
-    return None
+    creds = basic_credentials(header)
+    return creds[1] if creds is not None and creds[0] == "__token__" else None
 
 
 def caller(ctx: Context, header: str | None) -> Caller | None:

@@ -71,13 +71,12 @@ class LogService:
 
     def tile(self, level: str, n: int, width: int) -> bytes | None:
         """A tile's bytes, or None when the tree has no such tile (yet)."""
-        size = self.size()
-        numeric = 0 if level == "entries" else int(level)
-        if not tiles.tile_exists(numeric, n, width, size):
-            return None
         key = (level, n)
         if width == tiles.TILE_WIDTH and key in self._tiles:
-            return self._tiles[key]
+            return self._tiles[key]  # a full tile, once built, exists and never changes
+        numeric = 0 if level == "entries" else int(level)
+        if not tiles.tile_exists(numeric, n, width, self.size()):
+            return None
         first = n * tiles.TILE_WIDTH
         with self.ctx.db.read() as conn:
             if level == "entries":

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from anyio import to_thread
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -13,24 +10,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message, Receive
 
 from moorage.domain.decisions import Decision, Denied
+from moorage.services.auth import basic_credentials
 from moorage.services.context import Context
 from moorage.services.uploads import UploadForm, upload_file
 from moorage.web.responses import Refusal
 
 # Room for the form's metadata fields around the file itself.
 FORM_OVERHEAD = 8 * 1024 * 1024
-
-
-def _credentials(request: Request) -> tuple[str, str] | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        user, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return user, password
 
 
 class BodyTooLarge(Exception):
@@ -63,7 +49,7 @@ class LegacyUpload:
         self.ctx = ctx
 
     async def handle(self, request: Request) -> Response:
-        creds = _credentials(request)
+        creds = basic_credentials(request.headers.get("authorization"))
         if creds is None:
             return Refusal(Decision.deny(
                 "authentication-required",

@@ -137,26 +137,39 @@ class ManagementAPI:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def _caller(self, request: Request, project: str) -> Caller | Refusal:
+    async def _authorize(self, request: Request) -> tuple[str, Caller] | Refusal:
+        """The project named in the path and the token's caller, or why not."""
+        name = request.path_params["name"]
+        if not is_valid_name(name):
+            return _bad("not-found", "no project of this name on this index", status=404)
+        project = normalize(name)
         who = await to_thread.run_sync(caller, self.ctx, request.headers.get("authorization"))
         if who is None:
             return _bad("authentication-required", "authenticate with an API token: Authorization: Bearer TOKEN",
                         status=401)
         if who.token.projects and project not in who.token.projects:
             return _bad("token-scope", f"the API token {who.token.token_id} is not scoped to {project!r}", 403)
-        return who
+        return project, who
+
+    @staticmethod
+    async def _run(call: Callable[[], Any]) -> Any:
+        """Run a service off the event loop; a refusal or a missing target becomes its response."""
+        try:
+            return await to_thread.run_sync(call)
+        except Denied as denied:
+            return Refusal(denied.decision, as_json=True)
+        except NotFound as missing:
+            return _bad("not-found", str(missing), status=404)
 
     async def act(self, request: Request) -> Response:
-        name, verb = request.path_params["name"], request.path_params["action"]
+        verb = request.path_params["action"]
         action = ACTIONS.get(verb)
         if action is None:
             return _bad("unknown-action", f"unknown action {verb!r}; see /api/openapi.json", status=404)
-        if not is_valid_name(name):
-            return _bad("not-found", "no project of this name on this index", status=404)
-        project = normalize(name)
-        who = await self._caller(request, project)
-        if isinstance(who, Refusal):
-            return who
+        authorized = await self._authorize(request)
+        if isinstance(authorized, Refusal):
+            return authorized
+        project, who = authorized
         raw = await request.body()
         if len(raw) > MAX_BODY:
             return _bad("invalid-body", f"the request body is larger than {MAX_BODY} bytes")
@@ -167,48 +180,29 @@ class ManagementAPI:
         clean = _validate(action, body)
         if isinstance(clean, Refusal):
             return clean
-        try:
-            result = await to_thread.run_sync(action.run, self.ctx, project, who.token.user_name, clean)
-        except Denied as denied:
-            return Refusal(denied.decision, as_json=True)
-        except NotFound as missing:
-            return _bad("not-found", str(missing), status=404)
+        result = await self._run(lambda: action.run(self.ctx, project, who.token.user_name, clean))
+        if isinstance(result, Response):
+            return result
         return JSONResponse({"ok": True, "action": verb, "project": project, **(result or {})})
 
     async def state(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        if not is_valid_name(name):
-            return _bad("not-found", "no project of this name on this index", status=404)
-        project = normalize(name)
-        who = await self._caller(request, project)
-        if isinstance(who, Refusal):
-            return who
-        try:
-            doc = await to_thread.run_sync(lambda: state.project_state(self.ctx, project,
-                                                                       as_user=who.token.user_name))
-        except NotFound as missing:
-            return _bad("not-found", str(missing), status=404)
-        return JSONResponse(doc)
+        authorized = await self._authorize(request)
+        if isinstance(authorized, Refusal):
+            return authorized
+        project, who = authorized
+        doc = await self._run(lambda: state.project_state(self.ctx, project, as_user=who.token.user_name))
+        return doc if isinstance(doc, Response) else JSONResponse(doc)
 
     async def check(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        if not is_valid_name(name):
-            return _bad("not-found", "no project of this name on this index", status=404)
-        project = normalize(name)
-        who = await self._caller(request, project)
-        if isinstance(who, Refusal):
-            return who
+        authorized = await self._authorize(request)
+        if isinstance(authorized, Refusal):
+            return authorized
+        project, who = authorized
         params = request.query_params
-        verb = params.get("action", "")
-        try:
-            decision = await to_thread.run_sync(lambda: checks.check(
-                self.ctx, verb, project, params.get("version"), params.get("filename"),
-                as_user=who.token.user_name, reason=params.get("reason") or "checking"))
-        except Denied as denied:
-            return Refusal(denied.decision, as_json=True)
-        except NotFound as missing:
-            return _bad("not-found", str(missing), status=404)
-        return JSONResponse(decision.as_dict())
+        decision = await self._run(lambda: checks.check(
+            self.ctx, params.get("action", ""), project, params.get("version"), params.get("filename"),
+            as_user=who.token.user_name, reason=params.get("reason") or "checking"))
+        return decision if isinstance(decision, Response) else JSONResponse(decision.as_dict())
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document())
