@@ -108,6 +108,28 @@ def _string(value: Any, key: str) -> str:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The pages for people: sessions and the sign-in rate limit."""
+
+    session_lifetime: timedelta = timedelta(hours=12)
+    sign_in_attempts: int = 5  # failures per account within sign_in_lockout before it locks
+    sign_in_lockout: timedelta = timedelta(minutes=15)
+
+
+def _web_settings(section: dict[str, Any]) -> WebSettings:
+    base = WebSettings()
+    kwargs: dict[str, Any] = {}
+    for key in ("session_lifetime", "sign_in_lockout"):
+        if key in section:
+            kwargs[key] = parse_duration(section.pop(key), f"web.{key}")
+    if "sign_in_attempts" in section:
+        kwargs["sign_in_attempts"] = _integer(section.pop("sign_in_attempts"), "web.sign_in_attempts", minimum=1)
+    if section:
+        raise ConfigError(f"unknown keys in [web]: {', '.join(sorted(section))}")
+    return replace(base, **kwargs)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     database_url: str | None = None
@@ -126,6 +148,9 @@ class Settings:
     # The log: its origin line (default: derived from the key) and its signing key file.
     log_origin: str | None = None
     log_signing_key: Path | None = None
+    web: WebSettings = field(default_factory=WebSettings)
+    # Tests move the server's time: a file holding seconds to add to the system clock.
+    clock_offset_file: Path | None = None
 
     @property
     def log_key_file(self) -> Path:
@@ -190,6 +215,7 @@ def load_settings(
     upload = _table(doc, "upload")
     lifecycle = _lifecycle_policy(_table(doc, "policy"))
     log = _table(doc, "log")
+    web = _web_settings(_table(doc, "web"))
     log_origin = _string(log.pop("origin"), "log.origin") if "origin" in log else None
     log_key = Path(_string(log.pop("signing_key_file"), "log.signing_key_file")) if "signing_key_file" in log else None
     if log:
@@ -232,6 +258,8 @@ def load_settings(
         lifecycle=lifecycle,
         log_origin=log_origin,
         log_signing_key=log_key,
+        web=web,
+        clock_offset_file=Path(env["MOORAGE_CLOCK_OFFSET_FILE"]) if env.get("MOORAGE_CLOCK_OFFSET_FILE") else None,
     )
     server.pop("host", None), server.pop("port", None), server.pop("workers", None)
     if server:

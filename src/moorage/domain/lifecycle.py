@@ -326,3 +326,12 @@ def check_days(days: float | None) -> Decision:
         return Decision.deny("invalid-days", f"a number of days must be above 0 and at most {MAX_DAYS:g}",
                              status=400)
     return Decision.allow()
+
+
+def may_prohibit_name(actor: Actor, reason: str | None) -> Decision:
+    """Admins keep names from being registered (squatting, confusion, trademarks), with a reason."""
+    if not actor.is_admin:
+        return Decision.deny("admin-only", "only an admin may prohibit a name or lift a prohibition")
+    if not (reason and reason.strip()):
+        return Decision.deny("reason-required", "prohibiting a name needs a reason", status=400)
+    return Decision.allow()

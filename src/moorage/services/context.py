@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from moorage.config import Settings
 from moorage.domain.clock import Clock, SystemClock
+from moorage.offset_clock import OffsetFileClock
 from moorage.store.blobs import FileBlobStore
 from moorage.store.database import Database
 
@@ -35,4 +36,6 @@ def open_context(settings: Settings, clock: Clock | None = None, *, migrate: boo
     db = Database(settings.db_url)
     if migrate:
         db.upgrade()
-    return Context(settings=settings, db=db, blobs=FileBlobStore(settings.blob_dir), clock=clock or SystemClock())
+    if clock is None:
+        clock = OffsetFileClock(settings.clock_offset_file) if settings.clock_offset_file else SystemClock()
+    return Context(settings=settings, db=db, blobs=FileBlobStore(settings.blob_dir), clock=clock)

@@ -40,7 +40,7 @@ from moorage.services.context import Context
 from moorage.services.events import append_event, lock_event_log
 from moorage.services.lifecycle import load_release_facts
 from moorage.store.blobs import BlobTooLarge, StagedBlob
-from moorage.store.tables import filename_registry, files, projects, releases, roles, tokens, users
+from moorage.store.tables import filename_registry, files, prohibited_names, projects, releases, roles, tokens, users
 
 _log = logging.getLogger(__name__)
 
@@ -248,7 +248,8 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
         row = next((r for r in found if r.normalized_name == project), None)
         if row is None:
             similar = found[0].name if found else None
-            require(check_new_name(meta.name, prohibited=policy.prohibited_names, similar_existing=similar))
+            banned = policy.prohibited_names | frozenset(conn.execute(sa.select(prohibited_names.c.name)).scalars())
+            require(check_new_name(meta.name, prohibited=banned, similar_existing=similar))
             project_id = conn.execute(projects.insert().values(
                 name=meta.name, normalized_name=project, similarity_key=similarity_key(meta.name),
                 status="active", created_at=now, last_serial=0, total_size=0,

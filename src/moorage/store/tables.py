@@ -224,3 +224,34 @@ checkpoints = sa.Table(
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Signed-in browser sessions. Only a hash of the cookie's value is kept, so a copy of the
+# database does not let anyone sign in.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Failed sign-ins, by account name: the rate limit counts the recent ones.
+sign_in_failures = sa.Table(
+    "sign_in_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_name", sa.String(100), nullable=False, index=True),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+# Names no one may register, set by admins (on top of upload.prohibited_names in the configuration).
+prohibited_names = sa.Table(
+    "prohibited_names",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("added_by", sa.String(100), nullable=False),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+)

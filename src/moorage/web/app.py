@@ -23,6 +23,13 @@ from moorage.web.jsonapi import JSONAPI
 from moorage.web.legacy import LegacyUpload
 from moorage.web.log import LogViews
 from moorage.web.manage import ManagementAPI
+from moorage.web.pages import static
+from moorage.web.pages.account import AccountPages
+from moorage.web.pages.admin import AdminPages
+from moorage.web.pages.errors import method_not_allowed, not_found_page
+from moorage.web.pages.manage import ManagePages
+from moorage.web.pages.public import PublicPages
+from moorage.web.pages.session import CSRFError, WebAuth
 from moorage.web.simple import PageCache
 from moorage.web.simple_api import SimpleAPI
 
@@ -50,8 +57,29 @@ class MoorageApp:
         manage = ManagementAPI(ctx)
         self.log = LogService(ctx, load_or_create(ctx.settings.log_key_file, ctx.settings.log_origin))
         log = LogViews(self.log)
+        auth = WebAuth(ctx)
+        public = PublicPages(ctx, auth, self.log)
+        account = AccountPages(ctx, auth)
+        manage_pages = ManagePages(ctx, auth)
+        admin = AdminPages(ctx, auth)
         self.router = Starlette(routes=[
-            Route("/", home.page, methods=["GET", "HEAD"]),
+            Route("/", public.home, methods=["GET", "HEAD"]),
+            Route("/search/", public.search, methods=["GET", "HEAD"]),
+            Route("/project/{name:str}/", public.project, methods=["GET", "HEAD"]),
+            Route("/project/{name:str}/history/", public.history, methods=["GET", "HEAD"]),
+            Route("/project/{name:str}/{version:str}/", public.release, methods=["GET", "HEAD"]),
+            Route("/log/", public.log_page, methods=["GET", "HEAD"]),
+            Route("/account/login/", account.login_form, methods=["GET", "HEAD"]),
+            Route("/account/login/", account.login, methods=["POST"]),
+            Route("/account/logout/", account.logout, methods=["POST"]),
+            Route("/account/", account.account, methods=["GET", "HEAD"]),
+            Route("/account/tokens/", account.create_token, methods=["POST"]),
+            Route("/account/tokens/{token_id:str}/revoke/", account.revoke_token, methods=["POST"]),
+            Route("/manage/project/{name:str}/", manage_pages.page, methods=["GET", "HEAD"]),
+            Route("/manage/project/{name:str}/{action:str}/", manage_pages.act, methods=["POST"]),
+            Route("/admin/", admin.page, methods=["GET", "HEAD"]),
+            Route("/admin/{action:str}/", admin.act, methods=["POST"]),
+            Route("/static/{name:str}", static.serve, methods=["GET", "HEAD"]),
             Route("/healthz", home.health, methods=["GET", "HEAD"]),
             Route("/files/{sha256:str}/{filename:str}", files.download, methods=["GET", "HEAD"]),
             Route("/pending/files/{sha256:str}/{filename:str}", pending_files.download, methods=["GET", "HEAD"]),
@@ -70,7 +98,7 @@ class MoorageApp:
             Route("/log/proof/inclusion", log.inclusion, methods=["GET"]),
             Route("/log/proof/consistency", log.consistency, methods=["GET"]),
             Route("/pypi/{name:str}/{version:str}/json", jsonapi.release, methods=["GET", "HEAD"]),
-        ])
+        ], exception_handlers={CSRFError: auth.refuse, 404: not_found_page, 405: method_not_allowed})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/simple"):

@@ -1,0 +1,33 @@
+"""A clock that runs a number of seconds ahead of the system clock, read from a file.
+
+For tests of a real server process: they write an offset instead of sleeping through a
+72-hour deletion window. Set with MOORAGE_CLOCK_OFFSET_FILE; never set in production.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+
+class OffsetFileClock:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._offset = timedelta()
+
+    def _read(self) -> timedelta:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return timedelta()
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:  # re-read only when the file changed
+            text = self.path.read_text().strip()
+            self._offset = timedelta(seconds=float(text or 0))
+            self._stamp = stamp
+        return self._offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._read()

@@ -1,0 +1,212 @@
+"""Pages anyone may read: home, search, project, release, history, the log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import sqlalchemy as sa
+from anyio import to_thread
+from packaging.utils import canonicalize_version
+from packaging.version import InvalidVersion, Version
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from moorage.domain.events import PUBLIC_ACTIONS
+from moorage.domain.lifecycle import check_upload_window, release_facts, upload_window_closes
+from moorage.domain.names import is_valid_name, normalize
+from moorage.services.context import Context
+from moorage.services.log import LogService
+from moorage.store.catalog import counts, recent_releases, search
+from moorage.store.queries import EventView, FileView, ProjectView, ReleaseView, list_events, load_project
+from moorage.store.tables import events, log_entries
+from moorage.web.pages.description import render_description
+from moorage.web.pages.render import page, when
+from moorage.web.pages.session import Visitor, WebAuth
+from moorage.web.simple import file_url
+
+MAX_QUERY = 200
+
+
+def safe_url(value: object) -> str | None:
+    """Only http(s) links from metadata become links (no javascript:, data:, ...)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return None
+    return value.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def project_urls(metadata: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+    """(label, href or None, text) for the release's URLs; unsafe ones are shown as text."""
+    out: list[tuple[str, str | None, str]] = []
+    urls = metadata.get("project_urls") or {}
+    if isinstance(urls, dict):
+        for label, url in list(urls.items())[:30]:
+            out.append((str(label)[:100], safe_url(url), str(url)[:500]))
+    if metadata.get("home_page"):
+        out.append(("Homepage", safe_url(metadata["home_page"]), str(metadata["home_page"])[:500]))
+    return out
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    release: ReleaseView
+    files: list[FileView]
+    yanked: bool
+    yank_reasons: list[str]
+    window: str  # "upload window closes ...", "closed since ...", "reopened until ..."
+    window_open: bool
+
+
+class PublicPages:
+    def __init__(self, ctx: Context, auth: WebAuth, log: LogService) -> None:
+        self.ctx = ctx
+        self.auth = auth
+        self.log = log
+
+    def not_found(self, visitor: Visitor, message: str) -> Response:
+        return page(visitor, "message.html", 404, title="Not found", message=message)
+
+    async def home(self, request: Request) -> Response:
+        visitor = await self.auth.visitor(request)
+
+        def load() -> tuple[dict[str, int], list[Any]]:
+            with self.ctx.db.read() as conn:
+                return counts(conn), recent_releases(conn, 12)
+
+        numbers, recent = await to_thread.run_sync(load)
+        base = str(request.base_url)
+        return page(visitor, "home.html", counts=numbers, recent=recent, simple=base + "simple/",
+                          legacy=base + "legacy/")
+
+    async def search(self, request: Request) -> Response:
+        visitor = await self.auth.visitor(request)
+        query = request.query_params.get("q", "")[:MAX_QUERY]
+
+        def load() -> list[Any]:
+            with self.ctx.db.read() as conn:
+                return search(conn, query)
+
+        results = await to_thread.run_sync(load) if query.strip() else []
+        return page(visitor, "search.html", query=query, results=results)
+
+    async def _project(self, request: Request, suffix: str = "") -> tuple[Visitor, ProjectView | Response]:
+        visitor = await self.auth.visitor(request)
+        name = request.path_params["name"]
+        if not is_valid_name(name):
+            return visitor, self.not_found(visitor, "There is no project of this name on this index.")
+        normalized = normalize(name)
+        if normalized != name:
+            return visitor, RedirectResponse(f"/project/{normalized}/{suffix}", 301)
+        now = self.ctx.clock.now()
+
+        def load() -> ProjectView | None:
+            with self.ctx.db.read() as conn:
+                return load_project(conn, normalized, offered_only=False, now=now)
+
+        view = await to_thread.run_sync(load)
+        if view is None:
+            return visitor, self.not_found(visitor, "There is no project of this name on this index.")
+        if view.deleted_at is not None:
+            return visitor, page(visitor, "message.html", 404, title="Deleted",
+                                       message=f"The project {view.name} was deleted; its name cannot be "
+                                               "registered by anyone else.")
+        return visitor, view
+
+    def _releases(self, view: ProjectView) -> list[ReleaseRow]:
+        now = self.ctx.clock.now()
+        policy = self.ctx.settings.lifecycle
+        live = [r for r in view.releases if not r.deleted]
+        facts = release_facts(view.normalized_name, [(Version(r.version), r.created_at, r.reopened_until)
+                                                     for r in live])
+        rows = []
+        for r in reversed(live):  # newest first
+            fs = [f for f in view.files if f.version == r.version and f.deleted_at is None]
+            fact = facts[Version(r.version)]
+            decision = check_upload_window(fact, policy, now)
+            closes = upload_window_closes(fact, policy)
+            if decision.allowed and decision.rule == "reopened":
+                window = f"reopened until {when(decision.until)}"
+            elif decision.allowed:
+                window = f"upload window closes {when(closes)}"
+            else:
+                window = f"upload window closed since {when(closes)}"
+            yanked = bool(fs) and all(f.yanked for f in fs)
+            reasons = sorted({f.yanked_reason for f in fs if f.yanked and f.yanked_reason})
+            rows.append(ReleaseRow(r, fs, yanked, reasons, window, decision.allowed))
+        return rows
+
+    def _status(self, view: ProjectView) -> dict[str, Any]:
+        now = self.ctx.clock.now()
+        removal = view.removal_at
+        return {"status": view.status, "reason": view.status_reason, "successor": view.successor,
+                "removal_at": removal, "removed": removal is not None and now >= removal}
+
+    async def project(self, request: Request) -> Response:
+        visitor, view = await self._project(request)
+        if isinstance(view, Response):
+            return view
+        rows = self._releases(view)
+        offered = [row for row in rows if not row.release.quarantined]
+        latest = next((row for row in offered if not row.yanked), offered[0] if offered else None)
+        meta = latest.release.metadata if latest else {}
+        description = render_description(str(meta.get("description") or ""),
+                                         meta.get("description_content_type")) if meta.get("description") else None
+        return page(visitor, "project.html", project=view, status=self._status(view), rows=rows,
+                          latest=latest, meta=meta, description=description, urls=project_urls(meta),
+                          file_url=file_url, simple=str(request.base_url) + "simple/")
+
+    async def release(self, request: Request) -> Response:
+        version = request.path_params["version"]
+        visitor, view = await self._project(request, suffix=f"{quote(version)}/")
+        if isinstance(view, Response):
+            return view
+        try:
+            wanted = canonicalize_version(Version(version))
+        except InvalidVersion:
+            return self.not_found(visitor, f"{view.name} has no release {version[:100]!r}.")
+        row = next((r for r in self._releases(view) if canonicalize_version(Version(r.release.version)) == wanted),
+                   None)
+        if row is None:
+            return self.not_found(visitor, f"{view.name} has no release {version[:100]!r}.")
+        if row.release.version != version:
+            return RedirectResponse(f"/project/{view.normalized_name}/{quote(row.release.version)}/", 301)
+        meta = row.release.metadata
+        description = render_description(str(meta.get("description") or ""),
+                                         meta.get("description_content_type")) if meta.get("description") else None
+        return page(visitor, "release.html", project=view, status=self._status(view), row=row, meta=meta,
+                          description=description, urls=project_urls(meta), file_url=file_url,
+                          simple=str(request.base_url) + "simple/")
+
+    async def history(self, request: Request) -> Response:
+        visitor, view = await self._project(request, suffix="history/")
+        if isinstance(view, Response):
+            return view
+        is_admin = visitor.user is not None and visitor.user.is_admin
+
+        def load() -> tuple[list[EventView], dict[int, int]]:
+            with self.ctx.db.read() as conn:
+                found = list_events(conn, project=view.normalized_name, limit=100_000,
+                                    actions=None if is_admin else PUBLIC_ACTIONS)
+                serials = [e.serial for e in found]
+                index = dict(conn.execute(
+                    sa.select(log_entries.c.serial, log_entries.c.idx)
+                    .join(events, events.c.serial == log_entries.c.serial)
+                    .where(events.c.project == view.normalized_name)).tuples().all()) if serials else {}
+            return list(reversed(found)), {int(k): int(v) for k, v in index.items()}
+
+        found, index = await to_thread.run_sync(load)
+        tree_size = await to_thread.run_sync(self.log.size)
+        return page(visitor, "history.html", project=view, events=found, index=index, all=is_admin,
+                          tree_size=tree_size,
+                          status=self._status(view))
+
+    async def log_page(self, request: Request) -> Response:
+        visitor = await self.auth.visitor(request)
+        checkpoint = await to_thread.run_sync(self.log.checkpoint)
+        return page(visitor, "log.html", checkpoint=checkpoint, key=self.log.signer.verifier.vkey(),
+                          base=str(request.base_url))
