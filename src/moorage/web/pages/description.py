@@ -18,6 +18,8 @@ MAX_DESCRIPTION = 512 * 1024  # longer descriptions are cut before rendering
 _EMPTY_ANCHOR = re.compile(r'<a href="#user-content-[^"<>]*" rel="nofollow"></a>')
 # Fenced code comes out as <pre lang="python">: "python" is not a human language tag.
 _CODE_LANG = re.compile(r'<pre lang="([^"<>]*)">')
+# An image without alt text is read out as its file name; say what it is instead.
+_IMG_WITHOUT_ALT = re.compile(r"<img(?![^>]*\balt=)")
 
 
 def _content_type(value: str | None) -> tuple[str, dict[str, str]]:
@@ -40,4 +42,6 @@ def render_description(text: str, content_type: str | None) -> Markup:
         rendered = rst.render(text)
     if rendered is None:  # invalid reStructuredText: PyPI shows the text as it is
         return Markup("<pre>") + escape(text) + Markup("</pre>")
-    return Markup(_CODE_LANG.sub(r'<pre data-language="\1">', _EMPTY_ANCHOR.sub("", rendered)))
+    rendered = _EMPTY_ANCHOR.sub("", rendered)
+    rendered = _CODE_LANG.sub(r'<pre data-language="\1">', rendered)
+    return Markup(_IMG_WITHOUT_ALT.sub('<img alt="image from the description"', rendered))
