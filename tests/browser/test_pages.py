@@ -256,3 +256,38 @@ def test_every_page_passes_axe(site: Site, page: Page, tmp_path: Path) -> None:
     for path in ("/account/", "/admin/", "/manage/project/axed/"):
         page.goto(site.url + path)
         assert_accessible(page)
+
+
+def test_a_maintainer_invited_in_the_browser_sees_owner_actions_disabled_with_the_rule(
+        site: Site, page: Page, tmp_path: Path) -> None:
+    site.add_user("olga", "owner of cogs pass")
+    site.add_user("max", "maintainer of cogs pass")
+    token = site.server.cli("token", "create", "olga").stdout.strip()
+    upload = twine_upload(f"{site.url}/legacy/", token, make_wheel(tmp_path, "cogs", "3.1").path)
+    assert upload.returncode == 0, upload.stdout + upload.stderr
+
+    sign_in(page, site, "olga", "owner of cogs pass")
+    page.goto(f"{site.url}/manage/project/cogs/")
+    page.get_by_label("Invite user").fill("max")
+    page.get_by_role("button", name="Invite").click()
+    expect(page.get_by_role("status")).to_contain_text("Invitation sent")
+    expect(page.get_by_text("max (maintainer)")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, site, "max", "maintainer of cogs pass")
+    page.get_by_role("listitem").filter(has_text="cogs").get_by_role("button", name="Accept").click()
+    page.goto(f"{site.url}/manage/project/cogs/")
+    expect(page.get_by_text("You are maintainer.")).to_be_visible()
+    for button, sentence in (("Archive", "only an owner of cogs or an admin may change its status"),
+                             ("Yank release 3.1", "only an owner of cogs or an admin may yank or unyank"),
+                             ("Delete the project", "only an owner of cogs or an admin may delete"),
+                             ("Turn deletions off", "only an owner of cogs or an admin may turn deletions off")):
+        target = page.get_by_role("button", name=button, exact=True)
+        expect(target).to_be_disabled()
+        expect(page.locator(f"#{target.get_attribute('aria-describedby')}")).to_contain_text(sentence)
+    assert_accessible(page)
+    # The server refuses it too, whatever the page showed.
+    csrf = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    reply = page.request.post(f"{site.url}/manage/project/cogs/archive/", form={"csrf_token": csrf or ""})
+    assert reply.status == 403
+    assert "only an owner of cogs or an admin may change its status" in reply.text()
