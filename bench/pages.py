@@ -20,7 +20,7 @@ environment's `moorage`, unless --venv names another). Steps:
 
 Per-project pages are timed on the project with the most files (then releases, events,
 metadata: the worst case) and on the median project by the same order (a typical one).
-Prints a table and writes bench/results/pages-<scale>.json. Exits 1 if a page's median is over
+Prints a table and writes bench/results/pages-<scale>.json. Exits 1 if a page's median reaches
 --budget-ms (default 50) or a page failed.
 """
 
@@ -188,6 +188,29 @@ def admin_password(state: Path) -> str | None:
     return m.group(1) if m else None
 
 
+def code_identity(venv: str) -> dict:
+    """Which moorage is served: this checkout (editable: its commit and the uncommitted files
+    under src/ at the start of the run) or an installed copy."""
+    out: dict = {}
+    try:
+        out["module"] = subprocess.run([os.path.join(venv, "bin", "python"), "-c",
+                                        "import moorage; print(moorage.__file__)"],
+                                       capture_output=True, text=True, timeout=60).stdout.strip()
+        git = ["git", "-C", str(REPO)]
+        out["checkout_commit"] = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True,
+                                                timeout=30).stdout.strip()
+        if out["module"].startswith(str(REPO / "src")):
+            out["served_from"] = "this checkout (editable install)"
+            out["uncommitted_in_src"] = subprocess.run(git + ["status", "--porcelain", "--", "src"],
+                                                       capture_output=True, text=True,
+                                                       timeout=30).stdout.splitlines()
+        else:
+            out["served_from"] = "an installed copy (not this checkout's files)"
+    except OSError as e:
+        out["error"] = str(e)
+    return out
+
+
 # ------------------------------------------------------------------------------ measuring
 def wait_settled(sut, limit_s: float = 60, idle_cores: float = 0.05) -> float:
     """Wait until the server's start-up work (cache warming) is done: two quiet half-seconds."""
@@ -279,7 +302,11 @@ def main() -> int:
                     help="before each page wait up to this long for other processes to go idle (0: no wait)")
     ap.add_argument("--quiet-cores", type=float, default=0.25)
     ap.add_argument("--results", default=None, help="default bench/results/pages-<scale>.json")
+    ap.add_argument("--show", metavar="JSON", help="print the table of an earlier run's results file and exit")
     a = ap.parse_args()
+    if a.show:
+        report(json.loads(Path(a.show).read_text()), Path(a.show))
+        return 0
 
     import_harness(a.indexbench)
     from ib import corpus
@@ -305,11 +332,7 @@ def main() -> int:
         "budget_ms": a.budget_ms,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "kernel": platform.release()},
     }
-    try:
-        res["git"] = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                                    capture_output=True, text=True, timeout=30).stdout.strip()
-    except OSError:
-        pass
+    res["code"] = code_identity(a.venv)
 
     sut = ServerUnderTest(prof, str(state), log)
     res["versions"] = sut.versions()
@@ -413,16 +436,18 @@ def report(res: dict, path: Path) -> None:
              f"{res['pages'][0].get('warmup', '?')} warm-up, one keep-alive connection")
     t = Table(title=title)
     for col, just in (("page", "left"), ("URL", "left"), ("median ms", "right"), ("p90 ms", "right"),
-                      ("max ms", "right"), ("server CPU ms/req", "right"), ("KiB", "right")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+                      ("max ms", "right"), ("server CPU ms/req", "right"), ("KiB", "right"),
+                      ("others' CPU, cores", "right")):
+        t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     for p in res["pages"]:
         if "error" in p:
-            t.add_row(p["page"], p["url"], "[red]error[/red]", p["error"][:60], "", "", "")
+            t.add_row(p["page"], p["url"], "[red]error[/red]", p["error"][:60], "", "", "", "")
             continue
         over = p["median_ms"] >= res["budget_ms"]
         med = f"[red]{p['median_ms']:.2f}[/red]" if over else f"{p['median_ms']:.2f}"
         t.add_row(p["page"], p["url"], med, f"{p['p90_ms']:.2f}", f"{p['max_ms']:.2f}",
-                  f"{p['server_cpu_ms_per_request']:.2f}", f"{p['bytes'] / 1024:.1f}")
+                  f"{p['server_cpu_ms_per_request']:.2f}", f"{p['bytes'] / 1024:.1f}",
+                  f"{p['foreign_cpu_cores_avg']:.2f}")
     console = Console(width=max(150, Console().width))
     console.print(t)
     load = res.get("load") or {}
@@ -431,9 +456,16 @@ def report(res: dict, path: Path) -> None:
     elif up:
         console.print(f"loading: {load['load_wall_s']} s in all; upload {up['wall_s']} s, {up['files_per_s']} files/s "
                       f"({up['method']})")
+    code = res.get("code", {})
+    console.print(f"moorage served from {code.get('served_from', '?')}: {code.get('module')}; checkout at "
+                  f"{code.get('checkout_commit', '?')[:10]}"
+                  + (f", {len(code['uncommitted_in_src'])} uncommitted file(s) under src/"
+                     if code.get("uncommitted_in_src") else ""))
     s = res.get("server", {})
     console.print(f"server: {' '.join(s.get('cmd', []))}; peak RSS {s.get('peak_rss_mib')} MiB; "
                   f"start-up work done {s.get('settle_s')} s after ready")
+    console.print("others' CPU: cores used by processes other than this script and the server while the page "
+                  "was measured (client and server share the machine)")
     console.print(f"results -> {path}")
 
 

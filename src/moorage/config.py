@@ -130,6 +130,87 @@ def _web_settings(section: dict[str, Any]) -> WebSettings:
 
 
 @dataclass(frozen=True)
+class BlobSettings:
+    """Where the bytes live: the data directory (``file``) or an S3 bucket (``s3``).
+
+    Credentials are never read from the configuration: boto3 finds them (AWS_ACCESS_KEY_ID
+    and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role, ...)."""
+
+    store: str = "file"  # "file" | "s3"
+    bucket: str | None = None
+    prefix: str = "moorage/"  # objects are <prefix><aa>/<bb>/<sha256>
+    endpoint_url: str | None = None  # None: boto3's own endpoint resolution
+    region: str | None = None  # None: boto3's chain (AWS_DEFAULT_REGION, the profile)
+    downloads: str = "stream"  # "stream" (through the server) | "redirect" (to a presigned URL)
+    presign_seconds: int = 300  # how long a presigned download URL is valid
+
+
+BLOB_STORES = ("file", "s3")
+BLOB_DOWNLOADS = ("stream", "redirect")
+_BLOB_S3_KEYS = ("bucket", "prefix", "endpoint_url", "region", "downloads", "presign_seconds")
+_CREDENTIAL_KEYS = frozenset({"access_key", "access_key_id", "aws_access_key_id", "secret_key", "secret_access_key",
+                              "aws_secret_access_key", "session_token", "aws_session_token", "credentials", "profile"})
+
+
+def _blob_settings(section: dict[str, Any], env: Any) -> BlobSettings:
+    """[blobs], each key overridable by MOORAGE_BLOB_<KEY> (MOORAGE_BLOB_STORE, MOORAGE_BLOB_BUCKET, ...)."""
+    secrets_given = sorted(k for k in section if k.lower() in _CREDENTIAL_KEYS)
+    if secrets_given:
+        raise ConfigError(f"blobs.{secrets_given[0]}: credentials are never read from the configuration file; "
+                          "boto3 finds them (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an "
+                          "instance role)")
+    for key in ("store", *_BLOB_S3_KEYS):
+        value = env.get(f"MOORAGE_BLOB_{key.upper()}")
+        if value:
+            if key == "presign_seconds":
+                try:
+                    section[key] = int(value)
+                except ValueError:
+                    raise ConfigError(f"MOORAGE_BLOB_PRESIGN_SECONDS: expected a whole number, got {value!r}") from None
+            else:
+                section[key] = value
+    explicit_store = "store" in section
+    store = section.pop("store", "file")
+    if store not in BLOB_STORES:
+        raise ConfigError(f"blobs.store: expected \"file\" or \"s3\", got {store!r}")
+    kwargs: dict[str, Any] = {"store": store}
+    if "bucket" in section:
+        kwargs["bucket"] = _string(section.pop("bucket"), "blobs.bucket")
+    if "prefix" in section:
+        prefix = section.pop("prefix")
+        if not isinstance(prefix, str) or prefix.startswith("/"):
+            raise ConfigError(f"blobs.prefix: expected a key prefix such as \"moorage/\" (no leading /), "
+                              f"got {prefix!r}")
+        kwargs["prefix"] = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    if "endpoint_url" in section:
+        url = _string(section.pop("endpoint_url"), "blobs.endpoint_url")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"blobs.endpoint_url: expected an http:// or https:// URL, got {url!r}")
+        kwargs["endpoint_url"] = url
+    if "region" in section:
+        kwargs["region"] = _string(section.pop("region"), "blobs.region")
+    if "downloads" in section:
+        downloads = section.pop("downloads")
+        if downloads not in BLOB_DOWNLOADS:
+            raise ConfigError(f"blobs.downloads: expected \"stream\" or \"redirect\", got {downloads!r}")
+        kwargs["downloads"] = downloads
+    if "presign_seconds" in section:
+        # SigV4 presigned URLs last at most seven days.
+        kwargs["presign_seconds"] = _integer(section.pop("presign_seconds"), "blobs.presign_seconds",
+                                             minimum=1, maximum=7 * 86400)
+    if section:
+        raise ConfigError(f"unknown keys in [blobs]: {', '.join(sorted(section))}")
+    s3_keys = [k for k in _BLOB_S3_KEYS if k in kwargs]
+    if store == "s3" and "bucket" not in kwargs:
+        raise ConfigError("blobs.bucket: store = \"s3\" needs the bucket's name")
+    if store == "file" and s3_keys and not explicit_store:
+        # Forgetting `store = "s3"` would quietly keep the bytes on this host's disk.
+        raise ConfigError(f"blobs.{s3_keys[0]} is set but blobs.store is not: set store = \"s3\" to use a bucket "
+                          "(or store = \"file\" to keep the bytes in the data directory)")
+    return BlobSettings(**kwargs)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     database_url: str | None = None
@@ -151,6 +232,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     # Tests move the server's time: a file holding seconds to add to the system clock.
     clock_offset_file: Path | None = None
+    blobs: BlobSettings = field(default_factory=BlobSettings)
 
     @property
     def log_key_file(self) -> Path:
@@ -216,6 +298,7 @@ def load_settings(
     lifecycle = _lifecycle_policy(_table(doc, "policy"))
     log = _table(doc, "log")
     web = _web_settings(_table(doc, "web"))
+    blobs = _blob_settings(_table(doc, "blobs"), env)
     log_origin = _string(log.pop("origin"), "log.origin") if "origin" in log else None
     log_key = Path(_string(log.pop("signing_key_file"), "log.signing_key_file")) if "signing_key_file" in log else None
     if log:
@@ -259,6 +342,7 @@ def load_settings(
         log_origin=log_origin,
         log_signing_key=log_key,
         web=web,
+        blobs=blobs,
         clock_offset_file=Path(env["MOORAGE_CLOCK_OFFSET_FILE"]) if env.get("MOORAGE_CLOCK_OFFSET_FILE") else None,
     )
     server.pop("host", None), server.pop("port", None), server.pop("workers", None)

@@ -18,6 +18,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import Site, assert_accessible, screenshot, sign_in
 from tests.support.clients import twine_upload
 from tests.support.dists import make_sdist, make_wheel, metadata_text
+from tests.support.server import http_status
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -30,13 +31,6 @@ import widgets
 ```
 """
 
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
 
 
 def _simple(url: str) -> dict[str, object]:
@@ -125,7 +119,7 @@ def test_a_maintainers_day_sign_in_token_upload_yank_window_archive(site: Site, 
     expect(page.get_by_role("cell", name="file-yanked")).to_be_visible()
     proof = page.get_by_role("link", name=re.compile("inclusion proof of log entry")).first
     href = proof.get_attribute("href")
-    assert href and _status(site.url + href) == 200
+    assert href and http_status(site.url + href) == 200
     screenshot(page, "history")
     assert_accessible(page)
 
@@ -161,7 +155,7 @@ def test_an_admin_quarantines_lifts_deletes_and_restores(site: Site, page: Page,
     form.get_by_label("Type gadgets to confirm").fill("gadgets")
     form.get_by_role("button", name="Delete file gadgets-2.0.tar.gz").click()
     expect(page.get_by_role("status")).to_contain_text("Deleted")
-    assert _status(f"{site.url}/project/gadgets/2.0/") == 200
+    assert http_status(f"{site.url}/project/gadgets/2.0/") == 200
     expect(page.get_by_text("gadgets-2.0.tar.gz")).to_have_count(0)
     page.goto(f"{site.url}/admin/")
     row = page.get_by_role("row").filter(has_text="gadgets-2.0.tar.gz")

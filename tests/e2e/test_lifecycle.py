@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import clients
 from tests.support.dists import make_sdist, make_wheel
-from tests.support.server import Server, start_server
+from tests.support.server import Server, http_status, start_server
 
 pytestmark = pytest.mark.slow
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -107,13 +107,6 @@ def test_twine_upload_to_a_closed_release_fails_with_the_rule(closing_server: Se
     assert api["info"]["accepts_uploads"] is True and api["info"]["reopened_until"]
 
 
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
 
 def test_archived_deprecated_and_quarantined_through_the_server(server: Server, unique: str, dists: Path) -> None:
     name = f"status-{unique}"
@@ -121,7 +114,7 @@ def test_archived_deprecated_and_quarantined_through_the_server(server: Server, 
     assert clients.twine_upload(server.legacy, server.admin_token, wheel.path).returncode == 0
     page_url = server.simple + name + "/"
     file_url = urljoin(page_url, json.loads(_get(page_url, JSON))["files"][0]["url"])
-    assert _status(file_url) == 200  # cached as downloadable before the quarantine below
+    assert http_status(file_url) == 200  # cached as downloadable before the quarantine below
 
     server.cli("archive", name, "--reason", "no longer maintained")
     _wait_for(lambda: b'content="archived"' in _get(page_url))
@@ -135,18 +128,18 @@ def test_archived_deprecated_and_quarantined_through_the_server(server: Server, 
 
     server.cli("deprecate", name, "--reason", "superseded")
     _wait_for(lambda: json.loads(_get(page_url, JSON))["project-status"]["status"] == "deprecated")
-    assert _status(file_url) == 200
+    assert http_status(file_url) == 200
 
     server.cli("quarantine", name, "--reason", "malware report")
     _wait_for(lambda: json.loads(_get(page_url, JSON))["project-status"]["status"] == "quarantined")
     quarantined = json.loads(_get(page_url, JSON))
     assert quarantined["files"] == [] and quarantined["versions"] == []
     assert name not in _get(server.simple).decode()
-    assert _status(file_url) == 404
-    assert _status(server.url + f"pypi/{name}/json") == 404
+    assert http_status(file_url) == 404
+    assert http_status(server.url + f"pypi/{name}/json") == 404
 
     server.cli("unquarantine", name, "--reason", "report was wrong")
-    _wait_for(lambda: _status(file_url) == 200)
+    _wait_for(lambda: http_status(file_url) == 200)
     assert name in _get(server.simple).decode()
 
 
@@ -171,7 +164,7 @@ def test_a_project_history_is_public_and_complete_for_admins(server: Server, uni
     assert admin["all"] is True and [e["action"] for e in admin["events"]] == actions
     later = json.loads(_get(server.url + f"api/projects/{name}/events?after={serials[3]}"))
     assert [e["serial"] for e in later["events"]] == serials[4:]
-    assert _status(server.url + "api/projects/no-such-project-here/events") == 404
+    assert http_status(server.url + "api/projects/no-such-project-here/events") == 404
     cli = json.loads(server.cli("events", "--project", name, "--json").stdout)
     assert [e["action"] for e in cli] == actions and cli[4]["payload"]["reason"] == "oops"
 
@@ -182,13 +175,13 @@ def test_delete_and_restore_through_the_cli_and_the_server(server: Server, uniqu
     assert clients.twine_upload(server.legacy, server.admin_token, wheel.path, sdist.path).returncode == 0
     page_url = server.simple + name + "/"
     file_url = urljoin(page_url, json.loads(_get(page_url, JSON))["files"][0]["url"])
-    assert _status(file_url) == 200
+    assert http_status(file_url) == 200
 
     server.cli("user", "add", f"own{unique}")
     server.cli("role", "set", name, f"own{unique}", "--role", "owner")
     server.cli("delete", name, "1.0", wheel.filename, "--as", f"own{unique}")
     _wait_for(lambda: wheel.filename.encode() not in _get(page_url))
-    assert _status(file_url) == 404
+    assert http_status(file_url) == 404
     again = clients.twine_upload(server.legacy, server.admin_token, wheel.path)
     said = " ".join((again.stdout + again.stderr).split())
     assert again.returncode != 0 and "never uploaded again" in said, said
@@ -196,14 +189,14 @@ def test_delete_and_restore_through_the_cli_and_the_server(server: Server, uniqu
     operator = server.cli("delete", name, check=False)
     assert operator.returncode == 3 and "reason-required" in operator.stderr
     server.cli("delete", name, "--reason", "published by mistake")
-    _wait_for(lambda: _status(page_url) == 404)
+    _wait_for(lambda: http_status(page_url) == 404)
     assert name not in _get(server.simple).decode()
 
     server.cli("admin", "restore", name, "--reason", "it was needed after all")
-    _wait_for(lambda: _status(page_url) == 200)
+    _wait_for(lambda: http_status(page_url) == 200)
     assert [f["filename"] for f in json.loads(_get(page_url, JSON))["files"]] == [sdist.filename]
     server.cli("admin", "restore", name, "1.0", wheel.filename, "--reason", "this one too")
-    _wait_for(lambda: _status(file_url) == 200)
+    _wait_for(lambda: http_status(file_url) == 200)
     assert _get(file_url) == wheel.path.read_bytes()
 
 

@@ -96,3 +96,12 @@ def start_server(data_dir: Path, *, config: Path | None = None, workers: int = 1
         time.sleep(0.05)
     match = TOKEN_LINE.search(output.read_text())
     return Server(url, data_dir, proc, match.group(1) if match else "", output)
+
+
+def http_status(url: str) -> int:
+    """The status of a GET (an error status too), from the loopback server."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)

@@ -100,9 +100,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["MOORAGE_DATA_DIR"] = str(settings.data_dir.resolve())
         if settings.config_file:
             os.environ["MOORAGE_CONFIG"] = str(settings.config_file.resolve())
-        uvicorn.run("moorage.web.app:from_environment", factory=True, workers=settings.workers,
-                    **common)  # type: ignore[arg-type]
+        from moorage.web.metrics import multiprocess_directory
+
+        # Metrics of all workers add up through files in a fresh directory (docs/api.md).
+        with multiprocess_directory(settings.data_dir.resolve()):
+            uvicorn.run("moorage.web.app:from_environment", factory=True, workers=settings.workers,
+                        **common)  # type: ignore[arg-type]
         return 0
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # one process: the in-memory registry
     from moorage.web.app import create_app
 
     uvicorn.run(create_app(ctx), **common)  # type: ignore[arg-type]
@@ -411,6 +416,78 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- backup and restore (embedded default) --------------------------------------------------
+class _BytesProgress:
+    """A rich progress bar on stderr for the blobs' bytes; silent when stderr is no terminal."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                            console=err, transient=True, disable=not err.is_terminal)
+        self.task: object | None = None
+
+    def __enter__(self) -> _BytesProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def begin(self, description: str, total_bytes: int) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)  # type: ignore[arg-type]
+        self.task = self.bar.add_task(description, total=total_bytes)
+
+    def advance(self, nbytes: int) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, nbytes)  # type: ignore[arg-type]
+
+
+def _backup_command(args: argparse.Namespace, verb: str) -> int:
+    import sqlite3
+    from pathlib import Path
+
+    from moorage.services import backup
+
+    settings = _settings(args)
+    try:
+        with _BytesProgress() as progress:
+            if verb == "backup":
+                summary = backup.backup(settings, Path(args.dest), progress=progress)
+            else:
+                summary = backup.restore(settings, Path(args.src), progress=progress)
+    except backup.BackupRefused as exc:
+        err.print(f"moorage: {verb} refused: {exc}")
+        return 2
+    except (backup.BackupFailed, OSError, sqlite3.Error) as exc:
+        err.print(f"moorage: {verb} failed: {exc}")
+        return 1
+    files = f"{summary.files} files ({summary.deleted_files} deleted)"
+    blobs = f"{summary.blobs} blobs, {summary.total_bytes} bytes"
+    purged = f"; {summary.purged_blobs} purged past retention, not kept" if summary.purged_blobs else ""
+    keys = ", ".join(summary.keys) or "no keys"
+    if verb == "backup":
+        err.print(f"backed up {files}, {blobs}{purged}, {keys} and the database (revision {summary.revision}) "
+                  f"to {summary.path}")
+    else:
+        before = summary.previous_revision
+        migrated = "" if before == summary.revision else f", migrated from {before}"
+        err.print(f"restored {files}, {blobs}{purged}, {keys} and the database (revision {summary.revision}"
+                  f"{migrated}) into {summary.path}")
+        if "log-signing-key" not in summary.keys:
+            err.print("moorage: the backup has no log signing key: the index will sign its log with a new key")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    return _backup_command(args, "backup")
+
+
+def cmd_restore_backup(args: argparse.Namespace) -> int:
+    return _backup_command(args, "restore-backup")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moorage", description="A Python package index that never pulls the rug.")
     parser.add_argument("--version", action="version", version=f"moorage {__version__}")
@@ -625,6 +702,15 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db.add_parser("upgrade", help="apply the database migrations")
     _common(upgrade)
     upgrade.set_defaults(func=cmd_db_upgrade)
+
+    bak = sub.add_parser("backup", help="back up the embedded database, its blobs and keys, while serving")
+    _common(bak)
+    bak.add_argument("dest", metavar="DEST", help="a new or empty directory")
+    bak.set_defaults(func=cmd_backup)
+    rbak = sub.add_parser("restore-backup", help="verify a backup, then restore it into an empty data directory")
+    _common(rbak)
+    rbak.add_argument("src", metavar="SRC", help="the backup directory (with its manifest.json)")
+    rbak.set_defaults(func=cmd_restore_backup)
     return parser
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from moorage.config import Settings
 from moorage.domain.clock import Clock, SystemClock
 from moorage.offset_clock import OffsetFileClock
-from moorage.store.blobs import FileBlobStore
+from moorage.store.blobs import BlobStore, FileBlobStore
 from moorage.store.database import Database
 
 # Called after a commit with the normalized names of the projects it changed.
@@ -19,7 +19,7 @@ ChangeHook = Callable[[set[str]], None]
 class Context:
     settings: Settings
     db: Database
-    blobs: FileBlobStore
+    blobs: BlobStore
     clock: Clock = field(default_factory=SystemClock)
     hooks: list[ChangeHook] = field(default_factory=list)
 
@@ -38,4 +38,13 @@ def open_context(settings: Settings, clock: Clock | None = None, *, migrate: boo
         db.upgrade()
     if clock is None:
         clock = OffsetFileClock(settings.clock_offset_file) if settings.clock_offset_file else SystemClock()
-    return Context(settings=settings, db=db, blobs=FileBlobStore(settings.blob_dir), clock=clock)
+    return Context(settings=settings, db=db, blobs=open_blob_store(settings), clock=clock)
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The data directory's blobs, or an S3 bucket's (``[blobs] store = "s3"``)."""
+    if settings.blobs.store == "s3":
+        from moorage.store.s3blobs import S3BlobStore  # boto3 loads only when it is used
+
+        return S3BlobStore(settings.blobs, settings.blob_dir)
+    return FileBlobStore(settings.blob_dir)

@@ -276,5 +276,5 @@ def _purge_project(ctx: Context, name: str, cutoff: datetime, dry_run: bool) -> 
                      project=name, payload={"project": name, "files": filenames,
                                             "retention_ended_before": cutoff.isoformat()})
     for _filename, sha in doomed:  # after the commit: the record comes first
-        ctx.blobs.path(sha).unlink(missing_ok=True)
+        ctx.blobs.remove(sha)
     return filenames

@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 
 class BlobTooLarge(Exception):
@@ -32,6 +32,34 @@ class StagedBlob:
     size: int = 0
     created: bool = False  # this staging created the final blob (it did not exist before)
     _fh: IO[bytes] | None = field(default=None, repr=False)
+
+
+class BlobStore(Protocol):
+    """What the services, the web and the CLI use of a blob store: the data directory's
+    (FileBlobStore) or an S3 bucket's (store/s3blobs.py). Uploads are received into ``tmp``
+    on this host's disk either way, hashed as they arrive."""
+
+    tmp: Path
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def read(self, sha256: str) -> bytes: ...
+
+    def receive(self, chunks_source: IO[bytes], limit: int, chunk_size: int = 1 << 20) -> StagedBlob: ...
+
+    def stage_bytes(self, data: bytes) -> StagedBlob: ...
+
+    def place(self, staged: StagedBlob) -> None: ...
+
+    def settle(self, staged: StagedBlob) -> None: ...
+
+    def abandon(self, staged: StagedBlob, still_referenced: bool) -> None: ...
+
+    def remove(self, sha256: str) -> None: ...
+
+    def sweep_temporary(self, older_than: float = 3600.0) -> int: ...
+
+    def check_reachable(self) -> None: ...
 
 
 class FileBlobStore:
@@ -112,6 +140,13 @@ class FileBlobStore:
         if staged.created and not still_referenced:
             self.path(staged.sha256).unlink(missing_ok=True)
         staged.temp.unlink(missing_ok=True)
+
+    def remove(self, sha256: str) -> None:
+        """Purge only: the bytes of files deleted longer ago than the retention period."""
+        self.path(sha256).unlink(missing_ok=True)
+
+    def check_reachable(self) -> None:
+        """Nothing beyond the local directory (/healthz writes into ``tmp`` itself)."""
 
     def sweep_temporary(self, older_than: float = 3600.0) -> int:
         """Remove temporary files left by a crash (at start-up)."""

@@ -53,38 +53,43 @@ def recent_releases(conn: Connection, limit: int = 10) -> list[ReleaseLine]:
     return _lines(list(rows))
 
 
-def search(conn: Connection, query: str, limit: int = 50) -> list[ReleaseLine]:
-    """Projects whose name or latest summary contains the words: exact name first, then
-    names starting with the query, then other matches by name."""
+def project_lines(conn: Connection, names: set[str] | None = None) -> list[ReleaseLine]:
+    """Each offered project (or those of ``names``) with its newest release: what search looks at."""
+    # The newest release of each project stands for it (its summary is the project's).
+    newest = (sa.select(releases.c.project_id, sa.func.max(releases.c.id).label("release_id"))
+              .where(releases.c.deleted_at.is_(None)).group_by(releases.c.project_id))
+    query = (sa.select(projects.c.name, projects.c.normalized_name, releases.c.version, _summary().label("summary"),
+                       releases.c.created_at, projects.c.status)
+             .where(_OFFERED))
+    if names is not None:
+        if not names:
+            return []
+        newest = newest.join(projects, projects.c.id == releases.c.project_id).where(
+            projects.c.normalized_name.in_(sorted(names)))
+        query = query.where(projects.c.normalized_name.in_(sorted(names)))
+    sub = newest.subquery()
+    query = (query.join(sub, sub.c.project_id == projects.c.id)
+             .join(releases, releases.c.id == sub.c.release_id))
+    return _lines(list(conn.execute(query).all()))
+
+
+def search_lines(lines: list[ReleaseLine], query: str, limit: int = 50) -> list[ReleaseLine]:
+    """Projects whose name or summary contains every word: the exact name first, then names
+    starting with the query, then the other matches, by name."""
     words = [w for w in query.lower().split() if w][:8]
     if not words:
         return []
-    # The newest release of each project stands for it (its summary is the project's).
-    newest = (sa.select(releases.c.project_id, sa.func.max(releases.c.id).label("release_id"))
-              .where(releases.c.deleted_at.is_(None)).group_by(releases.c.project_id).subquery())
-    summary = sa.func.lower(sa.func.coalesce(_summary(), ""))
-    conditions = []
-    for word in words:
-        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        name_pattern = "%" + normalize(word).replace("_", "\\_").replace("%", "\\%") + "%"
-        conditions.append(sa.or_(projects.c.normalized_name.like(name_pattern, escape="\\"),
-                                 summary.like(pattern, escape="\\")))
-    rows = conn.execute(
-        sa.select(projects.c.name, projects.c.normalized_name, releases.c.version, _summary().label("summary"),
-                  releases.c.created_at, projects.c.status)
-        .join(newest, newest.c.project_id == projects.c.id)
-        .join(releases, releases.c.id == newest.c.release_id)
-        .where(_OFFERED, *conditions)
-        .order_by(projects.c.normalized_name).limit(1000)
-    ).all()
-    whole = normalize(" ".join(words).replace(" ", "-"))
+    keys = [(w, normalize(w)) for w in words]
+    found = [line for line in lines
+             if all(n in line.normalized or w in line.summary.lower() for w, n in keys)]
+    whole = normalize("-".join(words))
 
     def rank(line: ReleaseLine) -> tuple[int, str]:
         if line.normalized == whole:
             return (0, line.normalized)
         return (1 if line.normalized.startswith(whole) else 2, line.normalized)
 
-    return sorted(_lines(list(rows)), key=rank)[:limit]
+    return sorted(found, key=rank)[:limit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +107,15 @@ class InvitationLine:
     invited_by: str
 
 
-def user_projects(conn: Connection, user_id: int) -> list[RoleLine]:
+def user_projects(conn: Connection, user_id: int, limit: int = 100) -> tuple[list[RoleLine], int]:
+    """The first ``limit`` of a user's projects by name, and how many there are in all."""
+    where = sa.and_(roles.c.user_id == user_id, projects.c.deleted_at.is_(None))
     rows = conn.execute(sa.select(projects.c.name, projects.c.normalized_name, roles.c.role)
                         .join(roles, roles.c.project_id == projects.c.id)
-                        .where(roles.c.user_id == user_id, projects.c.deleted_at.is_(None))
-                        .order_by(projects.c.normalized_name)).all()
-    return [RoleLine(r.name, r.normalized_name, r.role) for r in rows]
+                        .where(where).order_by(projects.c.normalized_name).limit(limit)).all()
+    total = conn.execute(sa.select(sa.func.count()).select_from(roles)
+                         .join(projects, projects.c.id == roles.c.project_id).where(where)).scalar_one()
+    return [RoleLine(r.name, r.normalized_name, r.role) for r in rows], int(total)
 
 
 def open_invitations(conn: Connection, user_id: int) -> list[InvitationLine]:

@@ -53,7 +53,8 @@ class Database:
             self.write_engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
         else:
-            self.write_engine = sa.create_engine(url, pool_pre_ping=True)
+            # A database that stops answering fails requests in seconds, not minutes.
+            self.write_engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
             self.read_engine = self.write_engine
 
     @contextmanager

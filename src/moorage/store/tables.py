@@ -109,7 +109,8 @@ releases = sa.Table(
     sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
     sa.Column("version", sa.String(100), nullable=False),
     sa.Column("canonical_version", sa.String(100), nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
+    # Indexed for the home page's recent releases.
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
     sa.Column("requires_python", sa.String(200), nullable=True),
     sa.Column("metadata", sa.JSON, nullable=False),
     # An owner reopened the release after its upload window closed, until then.
@@ -119,6 +120,8 @@ releases = sa.Table(
     sa.Column("quarantine_reason", sa.Text, nullable=True),
     sa.Column("deleted_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("project_id", "canonical_version"),
+    sa.Index("ix_releases_quarantined_at", "quarantined_at", sqlite_where=sa.text("quarantined_at IS NOT NULL"),
+             postgresql_where=sa.text("quarantined_at IS NOT NULL")),
 )
 
 files = sa.Table(
@@ -145,6 +148,8 @@ files = sa.Table(
     sa.Column("deleted_at", UTCDateTime, nullable=True),
     sa.Column("deleted_reason", sa.Text, nullable=True),
     sa.CheckConstraint("packagetype in ('sdist', 'bdist_wheel')", name="packagetype"),
+    sa.Index("ix_files_deleted_at", "deleted_at", sqlite_where=sa.text("deleted_at IS NOT NULL"),
+             postgresql_where=sa.text("deleted_at IS NOT NULL")),
     # One sdist per release.
     sa.Index(
         "uq_files_one_sdist_per_release",

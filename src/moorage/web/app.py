@@ -7,6 +7,7 @@ import os
 import threading
 import time
 
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -15,7 +16,7 @@ from moorage.config import load_settings
 from moorage.log.keys import load_or_create
 from moorage.services.context import Context, open_context
 from moorage.services.log import LogService
-from moorage.web import reason
+from moorage.web import failures, reason
 from moorage.web.events import EventsAPI
 from moorage.web.files import FileViews
 from moorage.web.home import Home
@@ -23,6 +24,7 @@ from moorage.web.jsonapi import JSONAPI
 from moorage.web.legacy import LegacyUpload
 from moorage.web.log import LogViews
 from moorage.web.manage import ManagementAPI
+from moorage.web.metrics import MetricsMiddleware, metrics_view
 from moorage.web.pages import static
 from moorage.web.pages.account import AccountPages
 from moorage.web.pages.admin import AdminPages
@@ -62,6 +64,8 @@ class MoorageApp:
         account = AccountPages(ctx, auth)
         manage_pages = ManagePages(ctx, auth)
         admin = AdminPages(ctx, auth)
+        # A failed database or disk answers 503/507 with the reason, on the fast paths too.
+        self._guarded = failures.FailureGuard(self._dispatch)
         self.router = Starlette(routes=[
             Route("/", public.home, methods=["GET", "HEAD"]),
             Route("/search/", public.search, methods=["GET", "HEAD"]),
@@ -81,6 +85,7 @@ class MoorageApp:
             Route("/admin/{action:str}/", admin.act, methods=["POST"]),
             Route("/static/{name:str}", static.serve, methods=["GET", "HEAD"]),
             Route("/healthz", home.health, methods=["GET", "HEAD"]),
+            Route("/metrics", metrics_view, methods=["GET", "HEAD"]),
             Route("/files/{sha256:str}/{filename:str}", files.download, methods=["GET", "HEAD"]),
             Route("/pending/files/{sha256:str}/{filename:str}", pending_files.download, methods=["GET", "HEAD"]),
             Route("/legacy/", upload.handle, methods=["POST"]),
@@ -98,9 +103,13 @@ class MoorageApp:
             Route("/log/proof/inclusion", log.inclusion, methods=["GET"]),
             Route("/log/proof/consistency", log.consistency, methods=["GET"]),
             Route("/pypi/{name:str}/{version:str}/json", jsonapi.release, methods=["GET", "HEAD"]),
-        ], exception_handlers={CSRFError: auth.refuse, 404: not_found_page, 405: method_not_allowed})
+        ], exception_handlers={CSRFError: auth.refuse, 404: not_found_page, 405: method_not_allowed,
+                               DBAPIError: failures.handle, OSError: failures.handle})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._guarded(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/simple"):
             await self.simple(scope, receive, send)  # type: ignore[arg-type]
             return
@@ -110,13 +119,14 @@ class MoorageApp:
         await self.router(scope, receive, send)
 
 
-def create_app(ctx: Context) -> MoorageApp:
+def create_app(ctx: Context) -> MetricsMiddleware:
+    """The application, inside the metrics middleware (``.app`` is the MoorageApp)."""
     reason.install()
     app = MoorageApp(ctx)
     if ctx.settings.warm_cache:
         threading.Thread(target=_warm, args=(app.cache,), name="moorage-warm-cache", daemon=True).start()
     threading.Thread(target=_sign_checkpoints, args=(app.log,), name="moorage-checkpoints", daemon=True).start()
-    return app
+    return MetricsMiddleware(app)
 
 
 def _sign_checkpoints(log: LogService, interval: float = 1.0) -> None:
@@ -137,7 +147,7 @@ def _warm(cache: PageCache) -> None:
         logging.getLogger(__name__).exception("warming the page cache failed")
 
 
-def from_environment() -> MoorageApp:
+def from_environment() -> MetricsMiddleware:
     """Factory for uvicorn worker processes: settings come from MOORAGE_* variables."""
     settings = load_settings(os.environ.get("MOORAGE_CONFIG"))
     return create_app(open_context(settings))

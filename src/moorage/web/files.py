@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -13,6 +14,9 @@ from moorage.services.context import Context
 from moorage.store.queries import FileView, find_file
 from moorage.web.responses import not_found
 from moorage.web.simple import PageCache
+
+if TYPE_CHECKING:
+    from moorage.web.s3files import S3Downloads
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -31,6 +35,7 @@ class FileViews:
         self._by_project: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         cache.listeners.append(self.forget_projects)
+        self.remote = _remote_downloads(ctx)  # None: the file store, answered below as it always was
 
     def _lookup(self, filename: str) -> FileView | None:
         self.cache.sync()
@@ -71,11 +76,15 @@ class FileViews:
         if want_metadata:
             if view.metadata_sha256 is None:
                 return not_found(f"{view.filename} has no separately served metadata (PEP 658)")
+            if self.remote is not None:
+                return await self.remote.respond(request, view, want_metadata=True)
             return FileResponse(
                 self.ctx.blobs.path(view.metadata_sha256),
                 media_type="text/plain; charset=utf-8",
                 headers={"etag": f'"{view.metadata_sha256}"', "cache-control": IMMUTABLE},
             )
+        if self.remote is not None:
+            return await self.remote.respond(request, view, want_metadata=False)
         return FileResponse(
             self.ctx.blobs.path(view.sha256),
             media_type="application/octet-stream",
@@ -83,3 +92,15 @@ class FileViews:
             content_disposition_type="attachment",
             filename=view.filename,
         )
+
+
+def _remote_downloads(ctx: Context) -> S3Downloads | None:
+    """The S3 store's downloads (streamed or redirected), or None for the file store."""
+    if ctx.settings.blobs.store != "s3":
+        return None
+    from moorage.store.s3blobs import S3BlobStore
+    from moorage.web.s3files import S3Downloads
+
+    assert isinstance(ctx.blobs, S3BlobStore)
+    return S3Downloads(ctx.blobs, redirect=ctx.settings.blobs.downloads == "redirect",
+                       presign_seconds=ctx.settings.blobs.presign_seconds)

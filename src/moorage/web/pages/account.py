@@ -72,7 +72,8 @@ class AccountPages:
         def load() -> dict[str, Any]:
             tokens = accounts.list_tokens(self.ctx, user.name)
             with self.ctx.db.read() as conn:
-                return {"tokens": list(reversed(tokens)), "projects": user_projects(conn, user.user_id),
+                mine, total = user_projects(conn, user.user_id)
+                return {"tokens": list(reversed(tokens)), "projects": mine, "projects_total": total,
                         "invitations": open_invitations(conn, user.user_id)}
 
         data = await to_thread.run_sync(load)

@@ -18,9 +18,9 @@ from moorage.domain.lifecycle import check_upload_window, release_facts, upload_
 from moorage.domain.names import is_valid_name, normalize
 from moorage.services.context import Context
 from moorage.services.log import LogService
-from moorage.store.catalog import counts, recent_releases, search
 from moorage.store.queries import EventView, FileView, ProjectView, ReleaseView, list_events, load_project
 from moorage.store.tables import events, log_entries
+from moorage.web.pages.catalog_cache import CatalogCache
 from moorage.web.pages.description import render_description
 from moorage.web.pages.render import page, when
 from moorage.web.pages.session import Visitor, WebAuth
@@ -67,6 +67,7 @@ class PublicPages:
         self.ctx = ctx
         self.auth = auth
         self.log = log
+        self.catalog = CatalogCache(ctx)
 
     def not_found(self, visitor: Visitor, message: str) -> Response:
         return page(visitor, "message.html", 404, title="Not found", message=message)
@@ -74,24 +75,16 @@ class PublicPages:
     async def home(self, request: Request) -> Response:
         visitor = await self.auth.visitor(request)
 
-        def load() -> tuple[dict[str, int], list[Any]]:
-            with self.ctx.db.read() as conn:
-                return counts(conn), recent_releases(conn, 12)
-
-        numbers, recent = await to_thread.run_sync(load)
+        data = await to_thread.run_sync(self.catalog.home)
         base = str(request.base_url)
-        return page(visitor, "home.html", counts=numbers, recent=recent, simple=base + "simple/",
+        return page(visitor, "home.html", counts=data.counts, recent=data.recent, simple=base + "simple/",
                           legacy=base + "legacy/")
 
     async def search(self, request: Request) -> Response:
         visitor = await self.auth.visitor(request)
         query = request.query_params.get("q", "")[:MAX_QUERY]
 
-        def load() -> list[Any]:
-            with self.ctx.db.read() as conn:
-                return search(conn, query)
-
-        results = await to_thread.run_sync(load) if query.strip() else []
+        results = await to_thread.run_sync(self.catalog.search, query) if query.strip() else []
         return page(visitor, "search.html", query=query, results=results)
 
     async def _project(self, request: Request, suffix: str = "") -> tuple[Visitor, ProjectView | Response]:

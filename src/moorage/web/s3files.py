@@ -1,0 +1,112 @@
+"""Downloads from an S3 blob store: streamed through the server, or redirected to a presigned URL.
+
+``[blobs] downloads = "stream"`` answers like the file store does (ETag, immutable
+Cache-Control, Content-Length, Content-Disposition, one byte range as 206); the bytes come
+from the bucket's GET as they arrive. ``downloads = "redirect"`` answers a GET with 302 to
+a presigned GET URL valid for ``presign_seconds``; the client fetches the bytes from the
+bucket's endpoint itself, which must be reachable from it. A HEAD is answered here in both
+modes (a URL presigned for GET does not accept HEAD).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from email.utils import format_datetime
+from urllib.parse import quote
+
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
+
+from moorage.store.queries import FileView
+from moorage.store.s3blobs import S3BlobStore
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+
+
+def content_disposition(filename: str) -> str:
+    """As Starlette's FileResponse writes it for the file store."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'
+
+
+class Unsatisfiable(Exception):
+    pass
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One byte range ``(start, end)`` (inclusive), or None to send the whole object (no
+    Range, one this server does not take, several ranges); Unsatisfiable past the end."""
+    if not header:
+        return None
+    match = _RANGE.match(header)
+    if not match:
+        return None  # malformed, another unit or several ranges: a server may ignore Range
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise Unsatisfiable
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if end < start:
+        return None  # invalid: ignored
+    if start >= size:
+        raise Unsatisfiable
+    return start, min(end, size - 1)
+
+
+class S3Downloads:
+    def __init__(self, store: S3BlobStore, *, redirect: bool, presign_seconds: int) -> None:
+        self.store = store
+        self.redirect = redirect
+        self.presign_seconds = presign_seconds
+
+    async def respond(self, request: Request, view: FileView, want_metadata: bool) -> Response:
+        if want_metadata:
+            assert view.metadata_sha256 is not None
+            sha, size, media_type, disposition = view.metadata_sha256, None, "text/plain; charset=utf-8", None
+        else:
+            sha, size, media_type = view.sha256, view.size, "application/octet-stream"
+            disposition = content_disposition(view.filename)
+        headers = {"etag": f'"{sha}"', "cache-control": IMMUTABLE, "accept-ranges": "bytes"}
+        if disposition:
+            headers["content-disposition"] = disposition
+        if self.redirect and request.method == "GET":
+            url = await to_thread.run_sync(lambda: self.store.presigned_url(
+                sha, seconds=self.presign_seconds, content_type=media_type, content_disposition=disposition))
+            # The URL expires: the redirect itself is not to be cached.
+            return RedirectResponse(url, status_code=302, headers={"cache-control": "no-store"})
+
+        wanted = request.headers.get("range")
+        if_range = request.headers.get("if-range")
+        if wanted and if_range is not None and if_range != headers["etag"]:
+            wanted = None  # the client's copy is of other bytes: send them all
+        if size is None and (wanted or request.method == "HEAD"):
+            size = await to_thread.run_sync(self.store.size, sha)
+            if size is None:
+                raise OSError(5, f"object store: no object for {sha}")  # answered as 503
+        try:
+            byte_range = parse_range(wanted, size) if wanted and size is not None else None
+        except Unsatisfiable:
+            return PlainTextResponse("", status_code=416, headers={"content-range": f"bytes */{size}"})
+        status = 200
+        if byte_range is not None:
+            headers["content-range"] = f"bytes {byte_range[0]}-{byte_range[1]}/{size}"
+            status = 206
+        if request.method == "HEAD":
+            start, end = byte_range if byte_range is not None else (0, (size or 0) - 1)
+            headers["content-length"] = str(end - start + 1)
+            return Response(b"", status_code=status, headers=headers, media_type=media_type)
+        stream = await to_thread.run_sync(lambda: self.store.open(sha, byte_range))
+        headers["content-length"] = str(stream.length)
+        if stream.last_modified is not None:
+            headers["last-modified"] = format_datetime(stream.last_modified.astimezone(UTC), usegmt=True)
+        return StreamingResponse(stream.chunks(), status_code=status, headers=headers, media_type=media_type)
