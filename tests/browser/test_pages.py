@@ -62,6 +62,14 @@ def test_a_maintainers_day_sign_in_token_upload_yank_window_archive(site: Site, 
     upload = twine_upload(f"{site.url}/legacy/", token, wheel.path, sdist.path)
     assert upload.returncode == 0, upload.stdout + upload.stderr
 
+    # Revoked in the browser, the token no longer uploads.
+    page.goto(f"{site.url}/account/")
+    token_id = token.split("-")[1]
+    page.get_by_role("button", name=f"Revoke token {token_id}").click()
+    expect(page.get_by_role("row").filter(has_text=token_id)).to_contain_text("revoked")
+    refused = twine_upload(f"{site.url}/legacy/", token, make_wheel(dist, "widgets", "1.0.1").path)
+    assert refused.returncode != 0 and "revoked" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
+
     page.goto(f"{site.url}/project/widgets/")
     expect(page.locator("main > h1")).to_contain_text("widgets")
     expect(page.get_by_text("Widgets for all")).to_be_visible()
@@ -239,6 +247,19 @@ def test_sign_in_is_rate_limited_and_wrong_passwords_are_refused(site: Site, pag
     sign_in(page, site, "mallory-target", "the real password")
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+    .filter(field => {
+        const label = field.id && document.querySelector(`label[for="${field.id}"]`);
+        if (!label) return true;
+        const box = label.getBoundingClientRect();
+        return box.width === 0 || box.height === 0 || box.right < 0 || box.left > window.innerWidth;
+    }).map(field => field.name || field.outerHTML.slice(0, 80))"""
+
+
+def _assert_labels_visible(page: Page) -> None:
+    assert page.evaluate(UNLABELLED) == [], f"form fields without a visible label on {page.url}"
+
+
 def test_every_page_passes_axe(site: Site, page: Page, tmp_path: Path) -> None:
     upload = twine_upload(f"{site.url}/legacy/", site.server.admin_token, make_wheel(tmp_path, "axed", "1.0").path)
     assert upload.returncode == 0, upload.stdout + upload.stderr
@@ -246,10 +267,12 @@ def test_every_page_passes_axe(site: Site, page: Page, tmp_path: Path) -> None:
                  "/project/axed/", "/project/axed/1.0/", "/project/axed/history/", "/project/no-such-project/"):
         page.goto(site.url + path)
         assert_accessible(page)
+        _assert_labels_visible(page)
     sign_in(page, site, "admin", site.admin_password)
     for path in ("/account/", "/admin/", "/manage/project/axed/"):
         page.goto(site.url + path)
         assert_accessible(page)
+        _assert_labels_visible(page)
 
 
 def test_a_maintainer_invited_in_the_browser_sees_owner_actions_disabled_with_the_rule(
