@@ -7,9 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import Server, start_server
+from tests.support.server import Server, on_postgresql, start_server
 
 _counter = itertools.count()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass (MOORAGE_TEST_DATABASE=postgresql) skips what is about SQLite itself."""
+    if not on_postgresql():
+        return
+    skip = pytest.mark.skip(reason="about the embedded SQLite default: runs in the SQLite pass")
+    for item in items:
+        if "embedded" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from tests.support.dists import Dist, make_sdist, make_wheel
 from tests.support.server import Server, cli_env, run_cli, start_server
 from tests.support.upload import post_upload
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 
 JSON_V1 = {"Accept": "application/vnd.pypi.simple.v1+json"}
 

@@ -91,6 +91,7 @@ def _revision(db: Path) -> list[str]:
         return [r[0] for r in conn.execute("select version_num from alembic_version")]
 
 
+@pytest.mark.embedded
 def test_db_upgrade_on_a_fresh_data_dir_and_again(tmp_path: Path) -> None:
     data = tmp_path / "fresh" / "data"
     first = run_cli(data, "db", "upgrade")
@@ -110,6 +111,7 @@ def test_db_upgrade_on_a_fresh_data_dir_and_again(tmp_path: Path) -> None:
 
 
 # -- users --------------------------------------------------------------------------------
+@pytest.mark.embedded
 def test_user_add_with_password_and_admin_flag(tmp_path: Path) -> None:
     data = tmp_path / "data"
     run_cli(data, "user", "add", "alice", "--admin", "--password-stdin", input="correct horse\n")
@@ -128,6 +130,7 @@ def test_user_add_with_password_and_admin_flag(tmp_path: Path) -> None:
     assert "correct horse" not in hashes[0]
 
 
+@pytest.mark.embedded
 def test_duplicate_user_exits_3_with_a_message(tmp_path: Path) -> None:
     data = tmp_path / "data"
     run_cli(data, "user", "add", "carol")
@@ -229,6 +232,7 @@ def test_token_revoke_refuses_uploads(server: Server, unique: str, dists: Path) 
 
 
 # -- where the data lives: MOORAGE_DATA_DIR, MOORAGE_CONFIG, --data-dir --------------------
+@pytest.mark.embedded
 def test_moorage_data_dir_is_honoured(tmp_path: Path) -> None:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -246,6 +250,7 @@ def test_moorage_data_dir_is_honoured(tmp_path: Path) -> None:
     assert moorage("token", "list", "ivan", env=env, cwd=cwd).returncode == 4
 
 
+@pytest.mark.embedded
 def test_moorage_config_is_honoured(tmp_path: Path) -> None:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -310,6 +315,7 @@ def test_serve_with_an_invalid_config_exits_2(tmp_path: Path) -> None:
 
 
 # -- serve: the first start and the next --------------------------------------------------
+@pytest.mark.embedded
 def test_serve_prints_the_admin_token_only_on_the_first_start(tmp_path: Path, dists: Path, unique: str) -> None:
     data = tmp_path / "index" / "data"
     first = start_server(data)

@@ -61,6 +61,7 @@ def _check_store(data_dir: Path) -> None:
         db.close()
 
 
+@pytest.mark.embedded
 def test_a_server_killed_during_uploads_fifty_times_loses_nothing_it_accepted(tmp_path: Path) -> None:
     data = tmp_path / "data"
     dists = tmp_path / "dists"
@@ -223,6 +224,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.embedded
 def test_a_full_disk_refuses_the_upload_clearly_and_keeps_serving(small_disk: Path, tmp_path: Path) -> None:
     server = start_server(small_disk / "data")
     try:

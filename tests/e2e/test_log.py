@@ -80,14 +80,15 @@ def test_bad_log_requests_are_4xx(server: Server) -> None:
 
 
 def test_a_checkpoint_is_signed_within_a_second_of_a_commit(server: Server, unique: str, dists: Path) -> None:
-    import sqlite3
     import time
+
+    from tests.support.db import TestDB
 
     wheel = make_wheel(dists, f"signed-{unique}", "1.0")
     assert clients.twine_upload(server.legacy, server.admin_token, wheel.path).returncode == 0
     deadline = time.monotonic() + 5
     while True:  # nobody asks for /log/checkpoint here: the server signs on its own
-        with sqlite3.connect(f"file:{server.data_dir / 'moorage.db'}?mode=ro", uri=True) as db:
+        with TestDB(server.data_dir, readonly=True) as db:
             size = db.execute("SELECT size FROM log_state WHERE id = 1").fetchone()[0]
             signed = db.execute("SELECT max(size) FROM checkpoints").fetchone()[0]
         if signed is not None and signed >= size:

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
 import stat
 import tarfile
 import urllib.error
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import clients
+from tests.support.db import TestDB
 from tests.support.dists import (
     Dist,
     make_sdist,
@@ -59,8 +59,8 @@ class State:
     page: frozenset[tuple[str, str]] | None  # the project's files on its simple page, None: 404
 
 
-def _ro(server: Server) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{server.data_dir / 'moorage.db'}?mode=ro", uri=True, timeout=10)
+def _ro(server: Server) -> TestDB:
+    return TestDB(server.data_dir, readonly=True)
 
 
 def blob_files(server: Server) -> frozenset[str]:
@@ -440,7 +440,7 @@ def test_an_expired_token_is_refused(server: Server, unique: str, dists: Path) -
     tid = token_id(server, "admin", f"expiring-{unique}")
     accept(server, token, make_wheel(dists, f"expiry-{unique}", "1.0"))  # valid until it expires
     # The server's clock cannot be moved from outside; move the expiry into the past instead.
-    with closing(sqlite3.connect(server.data_dir / "moorage.db", timeout=10)) as conn, conn:
+    with TestDB(server.data_dir) as conn:
         changed = conn.execute("UPDATE tokens SET expires_at = ? WHERE id = ?",
                                ("2020-01-02 03:04:05.000000", tid)).rowcount
     assert changed == 1

@@ -16,7 +16,7 @@ import pytest
 
 from tests.support import clients
 from tests.support.dists import Dist, make_sdist, make_wheel
-from tests.support.server import Server, start_server
+from tests.support.server import Server, on_postgresql, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +63,9 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
 
 @pytest.fixture
 def copy(history: tuple[Path, dict[str, Dist], str], tmp_path: Path) -> Path:
+    """A copy of the whole index to tamper with: its database is the SQLite file it carries."""
+    if on_postgresql():
+        pytest.skip("about the embedded SQLite default: a copied data directory carries its database")
     data = tmp_path / "data"
     shutil.copytree(history[0], data)
     return data
@@ -94,6 +97,7 @@ def test_replaced_bytes_are_found_with_files(copy: Path, history: tuple[Path, di
         srv.stop()
 
 
+@pytest.mark.embedded
 def test_a_file_row_deleted_without_an_event(copy: Path, history: tuple[Path, dict[str, Dist], str]) -> None:
     wheel = history[1]["b1"]
     with sqlite3.connect(copy / "moorage.db") as db:
@@ -106,6 +110,7 @@ def test_a_file_row_deleted_without_an_event(copy: Path, history: tuple[Path, di
         srv.stop()
 
 
+@pytest.mark.embedded
 def test_a_logged_entry_changed_in_storage(copy: Path, history: tuple[Path, dict[str, Dist], str]) -> None:
     with sqlite3.connect(copy / "moorage.db") as db:
         entry = db.execute("SELECT entry FROM log_entries WHERE idx = 3").fetchone()[0]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -50,9 +52,55 @@ class Server:
                 self.process.wait(10)
 
 
+# MOORAGE_TEST_DATABASE=postgresql runs every server and command of the tests on a PostgreSQL
+# database of its own (one per data directory, created on first use, dropped at exit) instead
+# of the embedded SQLite: the second pass of CI.
+TEST_DATABASE = os.environ.get("MOORAGE_TEST_DATABASE", "sqlite")
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/"
+_databases: dict[Path, str] = {}
+
+
+def on_postgresql() -> bool:
+    return TEST_DATABASE == "postgresql"
+
+
+def _drop_databases() -> None:
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", autocommit=True) as admin:
+        for url in _databases.values():
+            admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def database_url(data_dir: Path) -> str | None:
+    """The PostgreSQL database of this data directory in the PostgreSQL pass, else None."""
+    if not on_postgresql():
+        return None
+    key = data_dir.resolve()
+    if key not in _databases:
+        import psycopg
+
+        from moorage.store.database import Database
+
+        name = f"moorage_t_{os.getpid()}_{secrets.token_hex(4)}"
+        with psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", autocommit=True,
+                             connect_timeout=5) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        if not _databases:
+            atexit.register(_drop_databases)
+        _databases[key] = PG_SERVER + name
+        db = Database(PG_SERVER + name)
+        db.upgrade()
+        db.dispose()
+    return _databases[key]
+
+
 def cli_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOORAGE_", "PIP_", "UV_"))}
     env["MOORAGE_DATA_DIR"] = str(data_dir)
+    url = database_url(data_dir)
+    if url is not None:
+        env["MOORAGE_DATABASE_URL"] = url
     return env
 
 

@@ -488,6 +488,53 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
     return _backup_command(args, "restore-backup")
 
 
+def cmd_db_migrate_from_sqlite(args: argparse.Namespace) -> int:
+    import sqlite3
+    from pathlib import Path
+
+    from moorage.services import migrate
+
+    settings = _settings(args)
+    try:
+        with _BytesProgress() as progress:
+            summary = migrate.migrate_from_sqlite(settings, Path(args.src), progress=progress,
+                                                  log_key=Path(args.log_key) if args.log_key else None)
+    except migrate.MigrationRefused as exc:
+        err.print(f"moorage: migrate-from-sqlite refused: {exc}")
+        return 2
+    except (migrate.MigrationFailed, OSError, sqlite3.Error) as exc:
+        err.print(f"moorage: migrate-from-sqlite failed: {exc}")
+        return 1
+    # Text: paths and URLs are not rich markup.
+    table = Table(title=Text(f"migrated {args.src} into {summary.target}"), title_justify="left")
+    table.add_column("what", no_wrap=True)
+    table.add_column("count", justify="right", no_wrap=True)
+    for name, rows in summary.tables:
+        table.add_row(Text(f"table {name}"), f"{rows} rows")
+    present = f" ({summary.blobs_present} already there)" if summary.blobs_present else ""
+    table.add_row("blobs verified and placed", f"{summary.blobs}{present}")
+    if summary.purged_blobs:
+        table.add_row("blobs purged past retention (not copied)", str(summary.purged_blobs))
+    table.add_row("blob bytes", str(summary.total_bytes))
+    table.add_row("files (deleted)", f"{summary.files} ({summary.deleted_files})")
+    table.add_row("log size", str(summary.log_size))
+    table.add_row("log root", summary.log_root)
+    table.add_row("checkpoints checked", str(summary.checkpoints))
+    table.add_row("keys copied", ", ".join(summary.keys_copied) or "-")
+    if summary.keys_present:
+        table.add_row("keys already in place", ", ".join(summary.keys_present))
+    Console(width=max(Console().width, 120)).print(table)
+    before = summary.source_revision
+    migrated = "" if before == summary.revision else f", its schema migrated from {before}"
+    err.print(f"migrated {summary.files} files, {summary.blobs} blobs ({summary.total_bytes} bytes) and "
+              f"{sum(rows for _, rows in summary.tables)} rows (revision {summary.revision}{migrated}); the log "
+              f"continues at size {summary.log_size}")
+    if summary.new_log_key:
+        err.print("moorage: SRC has no log signing key and its log was never signed: the index will sign its log "
+                  "with a new key")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moorage", description="A Python package index that never pulls the rug.")
     parser.add_argument("--version", action="version", version=f"moorage {__version__}")
@@ -702,6 +749,13 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db.add_parser("upgrade", help="apply the database migrations")
     _common(upgrade)
     upgrade.set_defaults(func=cmd_db_upgrade)
+    mig = db.add_parser("migrate-from-sqlite",
+                        help="copy an embedded index (database, blobs, keys) into the configured PostgreSQL database "
+                             "and blob store, verified")
+    _common(mig)
+    mig.add_argument("src", metavar="SRC", help="the data directory of the embedded index (or a `moorage backup`)")
+    mig.add_argument("--log-key", help="SRC's log signing key, if it was not SRC/log-signing-key")
+    mig.set_defaults(func=cmd_db_migrate_from_sqlite)
 
     bak = sub.add_parser("backup", help="back up the embedded database, its blobs and keys, while serving")
     _common(bak)

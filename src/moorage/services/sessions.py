@@ -45,7 +45,7 @@ def sign_in(ctx: Context, name: str, password: str, *, address: str) -> str:
     """A new session id for the cookie; raises Denied (wrong credentials or too many tries)."""
     now = ctx.clock.now()
     web = ctx.settings.web
-    name = name.strip()[:100]
+    name = name.replace("\x00", "").strip()[:100]
     failures = _recent_failures(ctx, name, now)
     if len(failures) >= web.sign_in_attempts:
         until = failures[-web.sign_in_attempts] + web.sign_in_lockout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,7 +34,11 @@ def failure_decision(exc: BaseException) -> Decision | None:
     if _is_full(exc):
         return Decision.deny("storage-full", "the index's storage is full; nothing was stored or changed, "
                              "try again later", status=507)
-    if isinstance(exc, DBAPIError):
+    if isinstance(exc, DataError):  # e.g. a NUL character, which PostgreSQL text cannot hold
+        return Decision.deny("invalid-input", "a value in the request cannot be stored (NUL characters are not "
+                             "allowed); nothing was changed", status=400)
+    if isinstance(exc, OperationalError | InterfaceError) or (isinstance(exc, DBAPIError)
+                                                              and exc.connection_invalidated):
         return Decision.deny("database-unavailable", "the index's database is unavailable; nothing was changed, "
                              "try again later", status=503)
     if isinstance(exc, OSError):

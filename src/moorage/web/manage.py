@@ -126,6 +126,8 @@ def _validate(action: Action, body: JSONValue) -> dict[str, Any] | Refusal:
             continue
         if field.kind is float and isinstance(value, int | float) and not isinstance(value, bool):
             clean[name] = float(value)
+        elif field.kind is str and isinstance(value, str) and "\x00" in value:
+            return _bad("invalid-body", f"the field {name!r} contains a NUL character")
         elif field.kind is bool and isinstance(value, bool) or field.kind is str and isinstance(value, str):
             clean[name] = value
         else:

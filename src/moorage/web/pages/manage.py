@@ -84,8 +84,10 @@ _REQUIRED = {"yank": ("version",), "unyank": ("version",), "reopen": ("version",
 
 
 def clean_form(form: FormData) -> dict[str, str]:
-    """Text fields only, trimmed and bounded (a reason is a sentence, not a document)."""
-    return {k: v.strip()[:2000] for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    """Text fields only, trimmed and bounded (a reason is a sentence, not a document), without
+    NUL characters (no database text holds them; no person types them)."""
+    return {k: v.replace("\x00", "").strip()[:2000] for k, v in form.items()
+            if isinstance(v, str) and k != "csrf_token"}
 
 
 class ManagePages:
