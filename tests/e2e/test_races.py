@@ -248,3 +248,20 @@ def test_uploads_racing_the_upload_window_closing_are_accepted_before_it_and_ref
     (after,) = _race(server.url, [_upload_request(server.admin_token, late.path)])
     assert (after.status, after.rule) == (400, "upload-window")
     _verify(server, tmp_path)
+
+
+def test_one_token_uploading_new_and_existing_releases_at_once_never_deadlocks(
+        pg_server: RaceServer, tmp_path: Path) -> None:
+    """A CI matrix shares one token: uploads that create releases and uploads into an existing
+    release, at the same instant, must all land (no deadlock answered as a 503)."""
+    server = pg_server.server
+    for round_ in range(3):
+        base = make_wheel(tmp_path, f"shared{round_}", "1.0", tag="py3-none-any")
+        assert _race(server.url, [_upload_request(server.admin_token, base.path)])[0].status == 200
+        into_existing = [make_wheel(tmp_path, f"shared{round_}", "1.0", tag=tag) for tag in TAGS[:4]]
+        new_releases = [make_wheel(tmp_path, f"fresh{round_}x{i}", "1.0") for i in range(4)]
+        new_versions = [make_wheel(tmp_path, f"shared{round_}", f"2.{i}") for i in range(2)]
+        dists = into_existing + new_releases + new_versions
+        replies = _race(server.url, [_upload_request(server.admin_token, d.path) for d in dists])
+        assert [r.status for r in replies] == [200] * len(dists), [(r.status, r.reason) for r in replies]
+    _verify(server, tmp_path)

@@ -158,7 +158,19 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
         if staged_all:
             _abandon(ctx, staged_all)
     ctx.committed({project})
+    _record_token_use(ctx, token_view.token_id)
     return UploadResult("created", project, dist.filename, staged.sha256, serial)
+
+
+def _record_token_use(ctx: Context, token_id: str) -> None:
+    """When the token was last used: its own small transaction after the upload's commit.
+    Inside the upload's transaction, the token's row lock taken after the event log's lock
+    (new release) or before it (existing release) let two uploads with one token deadlock."""
+    try:
+        with ctx.db.write() as conn:
+            conn.execute(tokens.update().where(tokens.c.id == token_id).values(last_used_at=ctx.clock.now()))
+    except Exception:  # noqa: BLE001 - bookkeeping; the upload itself is committed
+        _log.warning("could not record the use of token %s", token_id, exc_info=True)
 
 
 def _uploader(conn: Connection, token: TokenView, user_id: int, role: str | None) -> Actor:
@@ -322,7 +334,6 @@ def _commit_upload(ctx: Context, staged: StagedBlob, metadata_blob: StagedBlob |
             filename=filename, sha256=staged.sha256, project=project, registered_at=now))
         conn.execute(projects.update().where(projects.c.id == project_id)
                      .values(total_size=projects.c.total_size + staged.size))
-        conn.execute(tokens.update().where(tokens.c.id == token.token_id).values(last_used_at=now))
         return append_event(
             conn, now=now, actor=actor, action="file-added", subject=f"file:{filename}", project=project,
             payload={"project": project, "version": str(meta.version), "filename": filename,
