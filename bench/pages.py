@@ -140,6 +140,31 @@ def pct(xs: list[float], q: float) -> float:
     return xs[max(0, min(len(xs) - 1, math.ceil(q * len(xs)) - 1))]
 
 
+# ------------------------------------------------------------------------------ loading
+def tools_venv(venv: str, explicit: str | None = None) -> str:
+    """The venv whose twine uploads: the one given, else `venv` if it has twine, else the harness's."""
+    return explicit or (venv if os.path.exists(os.path.join(venv, "bin", "twine")) else "/tmp/bench-venvs/tools")
+
+
+def load_corpus(prof, sut, manifest: dict, corpus_dir: str, scale: str, tools: str, upload_batch: int = 25,
+                upload_timeout: float = 3600) -> dict:
+    """Upload the whole corpus into the started server `sut` with the harness's own code (twine,
+    `upload_batch` projects per invocation, sequential, credentials from the profile's [upload]);
+    returns the harness's upload result with the server's CPU seconds and peak RSS added."""
+    from ib.runner import Run
+
+    run = Run(argparse.Namespace(scale=scale, tools_venv=tools, upload_batch=upload_batch,
+                                 upload_timeout=upload_timeout, batch_timeout=600))
+    run.prof, run.sut, run.manifest, run.corpus_dir = prof, sut, manifest, corpus_dir
+    run.up = run.upload_settings()
+    cpu0 = sut.monitor.cpu_seconds()
+    upload = run.upload_twine()
+    upload["server_cpu_s"] = round(sut.monitor.cpu_seconds() - cpu0, 1)
+    upload.pop("progress_files_elapsed_batchrate", None)
+    upload["peak_server_rss_mib"] = round(sut.monitor.overall["rss_kb"] / 1024, 1)
+    return upload
+
+
 # ------------------------------------------------------------------------------ corpus facts
 def choose_projects(db: Path) -> dict[str, dict]:
     """Worst case (most files, then releases, events, metadata bytes) and the median project."""
@@ -310,7 +335,6 @@ def main() -> int:
 
     import_harness(a.indexbench)
     from ib import corpus
-    from ib.runner import Run
     from ib.server import ServerUnderTest, load_profile
 
     P, R = corpus.SCALES[a.scale]
@@ -319,8 +343,7 @@ def main() -> int:
     manifest = corpus.generate(corpus_dir, P, R, log=log)
     prof = load_profile(a.profile, str(state), corpus_dir, a.scale, a.port)
     prof.vars["venv"] = os.path.abspath(a.venv)  # serve this environment's moorage
-    tools = a.tools_venv or (a.venv if os.path.exists(os.path.join(a.venv, "bin", "twine")) else
-                             "/tmp/bench-venvs/tools")
+    tools = tools_venv(a.venv, a.tools_venv)
     base = f"http://127.0.0.1:{prof.port}"
     results_path = Path(a.results or HERE / "results" / f"pages-{a.scale}.json")
     res: dict = {
@@ -352,15 +375,7 @@ def main() -> int:
             t0 = time.perf_counter()
             sut.prepare()
             sut.start()
-            run = Run(argparse.Namespace(scale=a.scale, tools_venv=tools, upload_batch=a.upload_batch,
-                                         upload_timeout=a.upload_timeout, batch_timeout=600))
-            run.prof, run.sut, run.manifest, run.corpus_dir = prof, sut, manifest, corpus_dir
-            run.up = run.upload_settings()
-            cpu0 = sut.monitor.cpu_seconds()
-            upload = run.upload_twine()
-            upload["server_cpu_s"] = round(sut.monitor.cpu_seconds() - cpu0, 1)
-            upload.pop("progress_files_elapsed_batchrate", None)
-            upload["peak_server_rss_mib"] = round(sut.monitor.overall["rss_kb"] / 1024, 1)
+            upload = load_corpus(prof, sut, manifest, corpus_dir, a.scale, tools, a.upload_batch, a.upload_timeout)
             sut.stop()
             load_wall = round(time.perf_counter() - t0, 1)
             if upload.get("failed_batch_count") or upload.get("timed_out"):
