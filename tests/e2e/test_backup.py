@@ -16,14 +16,13 @@ from urllib.parse import urljoin
 import pytest
 
 from moorage.config import Settings
-from moorage.domain.clock import SystemClock
 from moorage.log.keys import load_or_create
 from moorage.log.verify import verify as verify_client
-from moorage.services import accounts, deletion
+from moorage.services import deletion
 from moorage.services.context import open_context
 from moorage.store.database import Database
-from tests.services.helpers import upload
 from tests.support.dists import Dist, make_sdist, make_wheel
+from tests.support.index import small_index
 from tests.support.server import Server, cli_env, run_cli, start_server
 from tests.support.upload import post_upload
 
@@ -154,16 +153,7 @@ def test_a_backup_taken_under_uploads_restores_into_a_working_index(tmp_path: Pa
 @pytest.fixture
 def small_backup(tmp_path: Path) -> tuple[Path, Dist]:
     """A backup (made by the CLI) of a small index built in-process: (its path, one wheel)."""
-    settings = Settings(data_dir=tmp_path / "small")
-    ctx = open_context(settings, SystemClock(), migrate=True)
-    try:
-        accounts.add_user(ctx, "alice", password=None)
-        token = accounts.create_token(ctx, "alice")[1]
-        wheel = make_wheel(tmp_path / "dist", "small", "1.0")
-        upload(ctx, token, wheel)
-        upload(ctx, token, make_sdist(tmp_path / "dist", "small", "1.0"))
-    finally:
-        ctx.close()
+    settings, wheel = small_index(tmp_path)
     run_cli(settings.data_dir, "backup", str(tmp_path / "backup"))
     return tmp_path / "backup", wheel
 

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from moorage.config import Settings
-from moorage.domain.clock import ManualClock, SystemClock
+from moorage.domain.clock import ManualClock
 from moorage.log.keys import load_or_create
 from moorage.log.verify import verify as verify_client
 from moorage.services import accounts, deletion, lifecycle
@@ -33,6 +33,7 @@ from moorage.store.tables import metadata
 from tests.services.helpers import upload
 from tests.support.clients import twine_upload
 from tests.support.dists import Dist, make_sdist, make_wheel
+from tests.support.index import small_index
 from tests.support.s3 import AWS_ENV, start_moto
 from tests.support.server import Server, cli_env, run_cli, start_server
 from tests.support.upload import post_upload
@@ -195,16 +196,7 @@ def test_an_embedded_index_moves_to_postgresql_and_carries_on(tmp_path: Path, ne
 @pytest.fixture
 def small(tmp_path: Path) -> tuple[Path, Dist]:
     """A small embedded index built in-process (no server): (its data directory, one wheel)."""
-    settings = Settings(data_dir=tmp_path / "small")
-    ctx = open_context(settings, SystemClock(), migrate=True)
-    try:
-        accounts.add_user(ctx, "alice", password=None)
-        token = accounts.create_token(ctx, "alice")[1]
-        wheel = make_wheel(tmp_path / "dist", "small", "1.0")
-        upload(ctx, token, wheel)
-        upload(ctx, token, make_sdist(tmp_path / "dist", "small", "1.0"))
-    finally:
-        ctx.close()
+    settings, wheel = small_index(tmp_path)
     load_or_create(settings.data_dir / "log-signing-key")
     return settings.data_dir, wheel
 

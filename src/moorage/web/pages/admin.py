@@ -18,15 +18,11 @@ from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.store.catalog import admin_overview
 from moorage.web.pages.account import sign_in_needed
-from moorage.web.pages.manage import clean_form
+from moorage.web.pages.manage import clean_form, optional
 from moorage.web.pages.render import message, page
 from moorage.web.pages.session import WebAuth
 
 Run = Callable[[Context, str, dict[str, str]], Any]
-
-
-def _opt(form: dict[str, str], key: str) -> str | None:
-    return form.get(key) or None
 
 
 # action -> (required fields besides the reason, what it does, label)
@@ -40,7 +36,7 @@ ADMIN_ACTIONS: dict[str, tuple[tuple[str, ...], Run, str]] = {
     "lift-release": (("project", "version"), lambda c, u, f: lifecycle.quarantine_release(
         c, f["project"], f["version"], reason=f["reason"], lift=True, as_user=u), "Release quarantine lifted"),
     "restore": (("project",), lambda c, u, f: deletion.restore(
-        c, f["project"], _opt(f, "version"), _opt(f, "filename"), reason=f["reason"], as_user=u), "Restored"),
+        c, f["project"], optional(f, "version"), optional(f, "filename"), reason=f["reason"], as_user=u), "Restored"),
     "adopt": (("project", "user"), lambda c, u, f: handover.adopt(
         c, f["project"], f["user"], reason=f["reason"], as_user=u), "Adopted"),
     "prohibit": (("name",), lambda c, u, f: prohibited.prohibit(

@@ -28,7 +28,7 @@ from moorage.web.pages.session import WebAuth
 Run = Callable[[Context, str, str, dict[str, str]], Any]
 
 
-def _opt(form: dict[str, str], key: str) -> str | None:
+def optional(form: dict[str, str], key: str) -> str | None:
     return form.get(key) or None
 
 
@@ -50,26 +50,26 @@ class FormAction:
 
 
 FORM_ACTIONS: dict[str, FormAction] = {
-    "yank": FormAction(lambda c, p, u, f: lifecycle.yank(c, p, f["version"], _opt(f, "filename"),
-                                                         reason=_opt(f, "reason"), as_user=u), "Yanked"),
-    "unyank": FormAction(lambda c, p, u, f: lifecycle.unyank(c, p, f["version"], _opt(f, "filename"), as_user=u),
+    "yank": FormAction(lambda c, p, u, f: lifecycle.yank(c, p, f["version"], optional(f, "filename"),
+                                                         reason=optional(f, "reason"), as_user=u), "Yanked"),
+    "unyank": FormAction(lambda c, p, u, f: lifecycle.unyank(c, p, f["version"], optional(f, "filename"), as_user=u),
                          "Yank taken back"),
-    "delete": FormAction(lambda c, p, u, f: deletion.delete(c, p, _opt(f, "version"), _opt(f, "filename"),
-                                                            reason=_opt(f, "reason"), as_user=u),
+    "delete": FormAction(lambda c, p, u, f: deletion.delete(c, p, optional(f, "version"), optional(f, "filename"),
+                                                            reason=optional(f, "reason"), as_user=u),
                          "Deleted", confirm=True),
     "reopen": FormAction(lambda c, p, u, f: lifecycle.reopen(c, p, f["version"], reason=f.get("reason", ""),
                                                              days=_days(f), as_user=u), "Reopened"),
-    "archive": FormAction(lambda c, p, u, f: lifecycle.set_status(c, p, "archived", reason=_opt(f, "reason"),
+    "archive": FormAction(lambda c, p, u, f: lifecycle.set_status(c, p, "archived", reason=optional(f, "reason"),
                                                                   as_user=u), "Archived"),
     "unarchive": FormAction(lambda c, p, u, f: lifecycle.set_status(c, p, "active", as_user=u), "Made active"),
-    "deprecate": FormAction(lambda c, p, u, f: lifecycle.set_status(c, p, "deprecated", reason=_opt(f, "reason"),
-                                                                    successor=_opt(f, "successor"), as_user=u),
+    "deprecate": FormAction(lambda c, p, u, f: lifecycle.set_status(c, p, "deprecated", reason=optional(f, "reason"),
+                                                                    successor=optional(f, "successor"), as_user=u),
                             "Deprecated"),
     "undeprecate": FormAction(lambda c, p, u, f: lifecycle.set_status(c, p, "active", as_user=u), "Made active"),
     "disable-deletions": FormAction(lambda c, p, u, f: deletion.disable_deletions(c, p, as_user=u),
                                     "Deletions turned off", confirm=True),
     "announce-removal": FormAction(lambda c, p, u, f: removal.announce_removal(
-        c, p, days=_days(f), reason=_opt(f, "reason"), as_user=u), "Removal announced", confirm=True),
+        c, p, days=_days(f), reason=optional(f, "reason"), as_user=u), "Removal announced", confirm=True),
     "cancel-removal": FormAction(lambda c, p, u, f: removal.cancel_removal(c, p, as_user=u), "Removal cancelled"),
     "invite": FormAction(lambda c, p, u, f: handover.invite(c, p, f.get("user", ""), role=f.get("role") or
                                                             "maintainer", as_user=u), "Invitation sent"),
