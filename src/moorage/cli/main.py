@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from moorage import __version__
+from moorage.cli import simulate
 from moorage.config import ConfigError, Settings, load_settings, policy_rules
 from moorage.domain.decisions import Decision, Denied
 from moorage.log.note import NoteError
@@ -730,6 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--as", dest="as_user", metavar="USER", required=True, help="the user who would act")
     chk.add_argument("--json", action="store_true")
     chk.set_defaults(func=cmd_policy_check)
+    simulate.register(policy)
 
     ver = sub.add_parser("verify", help="check an index against its signed log (a client: needs only the URL)")
     ver.add_argument("--index", required=True, help="the index's root URL")
