@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from moorage.domain.filenames import version_of
 from moorage.domain.lifecycle import LifecyclePolicy
 from moorage.domain.simulation import (
     ProjectHistory,
@@ -14,7 +15,6 @@ from moorage.domain.simulation import (
     SimulationResult,
     UploadRecord,
     gap_summary,
-    version_of,
 )
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -52,7 +52,7 @@ def test_a_file_13_days_23_hours_after_the_first_is_accepted_and_one_at_14_days_
     assert refusal.reason == ("release 1.0 of demo stopped accepting new files on 2026-01-19 12:00 UTC "
                               "(a release accepts new files for 14 days after its first file); an owner may reopen it")
     # The spread is what happened, refused file included: 14 d 1 h.
-    assert result.gaps == [14 * DAY + HOUR]
+    assert list(result.gaps) == [14 * DAY + HOUR]
 
 
 def test_the_window_boundary_itself_is_closed() -> None:
@@ -117,7 +117,7 @@ def test_files_whose_version_or_time_cannot_be_read_are_counted_and_listed_not_d
         "old-not.a.version.tar.gz": "no version can be read from the filename",
         "old-1.0-py3-none-any.whl": "no upload-time",
     }
-    assert result.releases == 1 and result.gaps == [4 * HOUR]
+    assert result.releases == 1 and list(result.gaps) == [4 * HOUR]
 
 
 def test_input_order_does_not_matter_files_are_replayed_in_upload_time_order() -> None:
@@ -189,3 +189,18 @@ def test_counts_add_up_across_projects() -> None:
 ])
 def test_versions_come_from_the_filename_as_packaging_reads_it(filename: str, version: str) -> None:
     assert str(version_of(filename)) == version
+
+
+def test_refusals_can_be_taken_as_they_happen_and_the_latest_are_kept_for_the_report() -> None:
+    history = ProjectHistory("s", [rec("s-1.0.tar.gz", at())] + [
+        rec(f"s-1.0-{n}-py3-none-any.whl", at(days=14 + n)) for n in (3, 1, 2, 5, 4)])
+    taken: list[str] = []
+    skipped: list[str] = []
+    simulation = Simulation(LifecyclePolicy(), at(days=100), top=2, on_refused=lambda r: taken.append(r.filename),
+                            on_unparsed=lambda u: skipped.append(u.filename))
+    result = simulation.replay_all([history, ProjectHistory("t", [rec("t-1.0-py2.7.egg", at())])])
+    assert taken == [f"s-1.0-{n}-py3-none-any.whl" for n in (1, 2, 3, 4, 5)]  # in upload-time order
+    assert skipped == ["t-1.0-py2.7.egg"]
+    assert result.refused == [] and result.unparsed == []  # handed over, not kept
+    assert (result.refused_files, result.unparsed_files) == (5, 1)
+    assert [r.filename for r in result.latest_refused] == ["s-1.0-5-py3-none-any.whl", "s-1.0-4-py3-none-any.whl"]

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from moorage import __version__
-from moorage.cli import simulate
+from moorage.cli import audit, simulate
 from moorage.config import ConfigError, Settings, load_settings, policy_rules
 from moorage.domain.decisions import Decision, Denied
 from moorage.log.note import NoteError
@@ -741,6 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--files", action="store_true", help="also download every offered file and check its bytes")
     ver.add_argument("--json", action="store_true")
     ver.set_defaults(func=cmd_verify)
+    audit.register(sub)
 
     logp = sub.add_parser("log", help="the transparency log").add_subparsers(dest="log_command", required=True)
     lk = logp.add_parser("key", help="print the log's public (verifier) key")

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -21,8 +22,8 @@ from rich.text import Text
 from moorage.config import ConfigError, load_settings, parse_duration
 from moorage.domain.clock import SystemClock
 from moorage.domain.lifecycle import LifecyclePolicy
-from moorage.domain.simulation import ProjectHistory, Simulation, SimulationResult
-from moorage.histories import Advance, HistoryError, read_index, read_path
+from moorage.domain.simulation import ProjectHistory, Refusal, Simulation, SimulationResult, Unparsed
+from moorage.histories import HistoryError, read_index, read_path
 
 err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
@@ -77,6 +78,8 @@ def _instant(text: str | None) -> datetime:
 
 
 def _local_histories(settings: Any, stack: ExitStack, progress: Progress) -> Iterator[ProjectHistory]:
+    import sqlalchemy as sa
+
     from moorage.store.database import Database
     from moorage.store.history import count_projects, upload_histories
 
@@ -84,11 +87,15 @@ def _local_histories(settings: Any, stack: ExitStack, progress: Progress) -> Ite
         raise HistoryError(f"no local index in {settings.data_dir}: give --history or --index, or --data-dir")
     db = Database(settings.db_url)
     stack.callback(db.dispose)
-    conn = stack.enter_context(db.read())
-    task = progress.add_task("projects", total=count_projects(conn))
-    for history in upload_histories(conn):
-        yield history
-        progress.advance(task)
+    try:
+        conn = stack.enter_context(db.read())
+        task = progress.add_task("projects", total=count_projects(conn))
+        for history in upload_histories(conn):
+            yield history
+            progress.advance(task)
+    except sa.exc.SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise HistoryError(f"the local index's database cannot be read: {str(cause).strip()}") from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -100,35 +107,45 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError("--index needs the projects to read: --project P [P ...]")
     policy, settings = _policy(args)
     at = _instant(args.at)
-    simulation = Simulation(policy, at, top=args.top)
+    # Refusals and unreadable files go to spool files as they happen, so memory stays bounded by
+    # releases however many files a history refuses; the report reads them back.
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as refused, \
+            tempfile.TemporaryFile("w+", encoding="utf-8") as unparsed:
+        simulation = Simulation(policy, at, top=args.top,
+                                on_refused=lambda r: refused.write(json.dumps(refusal_json(r)) + "\n"),
+                                on_unparsed=lambda u: unparsed.write(json.dumps(unparsed_json(u)) + "\n"))
+        try:
+            result = simulation.replay_all(_histories(args, settings))
+        except HistoryError as exc:
+            err.print(f"moorage: history: {exc}")
+            return 2
+        refused.seek(0)
+        unparsed.seek(0)
+        if args.json:
+            write_json(result, refused, unparsed, sys.stdout)
+        else:
+            first = [json.loads(line) for line, _ in zip(unparsed, range(max(args.top, 1)), strict=False)]
+            print_report(result, first)
+    return 0
+
+
+def _histories(args: argparse.Namespace, settings: Any) -> Iterator[ProjectHistory]:
+    """The histories asked for, with a progress bar on stderr when that is a terminal."""
     console = Console(stderr=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=console, disable=not console.is_terminal, transient=True)
-    try:
-        with progress, ExitStack() as stack:
-            histories: Iterator[ProjectHistory]
-            if args.history:
-                path = Path(args.history)
-                total = len(list(path.glob("*.json*"))) if path.is_dir() else (path.stat().st_size
-                                                                               if path.is_file() else None)
-                task = progress.add_task("replaying", total=total)
-                advance: Advance = lambda n: progress.advance(task, n)  # noqa: E731
-                histories = read_path(path, advance)
-            elif args.index:
-                task = progress.add_task("pages", total=len(args.project))
-                histories = read_index(args.index, args.project, lambda n: progress.advance(task, n))
-            else:
-                histories = _local_histories(settings, stack, progress)
-            result = simulation.replay_all(histories)
-    except HistoryError as exc:
-        err.print(f"moorage: history: {exc}")
-        return 2
-    if args.json:
-        json.dump(as_json(result), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print_report(result, args.top)
-    return 0
+    with progress, ExitStack() as stack:
+        if args.history:
+            path = Path(args.history)
+            total = (len([p for p in path.iterdir() if p.name.endswith((".json", ".json.gz"))]) if path.is_dir()
+                     else path.stat().st_size if path.is_file() else None)
+            task = progress.add_task("replaying", total=total)
+            yield from read_path(path, lambda n: progress.advance(task, n))
+        elif args.index:
+            task = progress.add_task("pages", total=len(args.project))
+            yield from read_index(args.index, args.project, lambda n: progress.advance(task, n))
+        else:
+            yield from _local_histories(settings, stack, progress)
 
 
 def _policy_dict(policy: LifecyclePolicy) -> dict[str, Any]:
@@ -138,7 +155,17 @@ def _policy_dict(policy: LifecyclePolicy) -> dict[str, Any]:
             "prereleases_deletable": policy.prereleases_deletable}
 
 
-def as_json(result: SimulationResult) -> dict[str, Any]:
+def refusal_json(r: Refusal) -> dict[str, Any]:
+    return {"project": r.project, "version": r.version, "filename": r.filename, "rule": r.rule,
+            "delay_seconds": r.delay_seconds, "late_seconds": r.late_seconds, "reason": r.reason}
+
+
+def unparsed_json(u: Unparsed) -> dict[str, Any]:
+    return {"project": u.project, "filename": u.filename, "reason": u.reason}
+
+
+def summary_json(result: SimulationResult) -> dict[str, Any]:
+    """Everything but the full lists of refused and unreadable files."""
     return {
         "policy": _policy_dict(result.policy),
         "projects": result.projects,
@@ -151,13 +178,21 @@ def as_json(result: SimulationResult) -> dict[str, Any]:
         "gap_seconds": result.gap_summary(),
         "top_gaps": [{"project": g.project, "version": g.version, "files": g.files, "gap_seconds": g.gap_seconds}
                      for g in result.top_gaps],
-        "refused": [{"project": r.project, "version": r.version, "filename": r.filename, "rule": r.rule,
-                     "delay_seconds": r.delay_seconds, "late_seconds": r.late_seconds, "reason": r.reason}
-                    for r in result.refused],
-        "unparsed": [{"project": u.project, "filename": u.filename, "reason": u.reason} for u in result.unparsed],
         "deletable": {"at": result.at.isoformat().replace("+00:00", "Z"),
                       "files": sum(result.deletable.values()), "by_rule": dict(sorted(result.deletable.items()))},
     }
+
+
+def write_json(result: SimulationResult, refused: IO[str], unparsed: IO[str], out: IO[str]) -> None:
+    """One JSON document; the two long lists are copied from their spools a line at a time."""
+    head = json.dumps(summary_json(result), indent=2)
+    out.write(head[:-2])  # without the closing "\n}"
+    for key, lines in (("refused", refused), ("unparsed", unparsed)):
+        out.write(f',\n  "{key}": [')
+        for n, line in enumerate(lines):
+            out.write(("," if n else "") + "\n    " + line.rstrip("\n"))
+        out.write("\n  ]")
+    out.write("\n}\n")
 
 
 def duration(seconds: float | None) -> str:
@@ -176,7 +211,7 @@ def duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def print_report(result: SimulationResult, top: int) -> None:
+def print_report(result: SimulationResult, unparsed_head: list[dict[str, Any]]) -> None:
     out = Console(highlight=False, soft_wrap=False, width=max(Console().width, 120))
     policy = result.policy
     rule = (f"upload window {duration(policy.upload_window.total_seconds())}"
@@ -207,8 +242,8 @@ def print_report(result: SimulationResult, top: int) -> None:
         for g in result.top_gaps:
             longest.add_row(Text(g.project), Text(g.version), str(g.files), duration(g.gap_seconds))
         out.print(longest)
-    if result.refused:
-        shown = sorted(result.refused, key=lambda r: r.delay_seconds, reverse=True)[:max(top, 1)]
+    if result.latest_refused:
+        shown = result.latest_refused
         refused = Table(title=f"Refused files ({len(shown)} of {result.refused_files}, the latest first; "
                               "--json lists all)")
         for column in ("project", "version", "filename", "rule", "after the first file", "after closing"):
@@ -217,10 +252,11 @@ def print_report(result: SimulationResult, top: int) -> None:
             refused.add_row(Text(r.project), Text(r.version), Text(r.filename), r.rule, duration(r.delay_seconds),
                             duration(r.late_seconds))
         out.print(refused)
-    if result.unparsed:
-        unparsed = Table(title=f"Files not replayed ({result.unparsed_files}; --json lists all)")
+    if unparsed_head:
+        unparsed = Table(title=f"Files not replayed ({len(unparsed_head)} of {result.unparsed_files}; "
+                               "--json lists all)")
         for column in ("project", "filename", "why"):
             unparsed.add_column(column)
-        for u in result.unparsed[:max(top, 1)]:
-            unparsed.add_row(Text(u.project), Text(u.filename), Text(u.reason))
+        for u in unparsed_head:
+            unparsed.add_row(Text(u["project"]), Text(u["filename"]), Text(u["reason"]))
         out.print(unparsed)

@@ -12,7 +12,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from moorage.domain.decisions import Decision, Denied
 
@@ -75,3 +75,16 @@ def parse_filename(filename: str, filetype: str) -> DistFilename:
             "invalid-filetype", f"unsupported filetype {filetype!r}: use sdist or bdist_wheel", status=400
         )
     )
+
+
+def version_of(filename: str) -> Version:
+    """The version a distribution filename names, as packaging reads it (wheels, and .tar.gz or
+    .zip sdists of any era); ValueError with the reason when it names none (.egg, .exe, ...)."""
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[1]
+        if filename.endswith((".tar.gz", ".zip")):
+            return parse_sdist_filename(filename)[1]
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion) as exc:
+        raise ValueError(f"no version can be read from the filename: {exc}") from None
+    raise ValueError("not a wheel, .tar.gz or .zip source distribution")

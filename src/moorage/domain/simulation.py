@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import heapq
 import math
+from array import array
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
+from moorage.domain.filenames import version_of
 from moorage.domain.lifecycle import (
     Actor,
     FileFacts,
@@ -81,19 +82,15 @@ class SimulationResult:
     files: int = 0
     refused_releases: int = 0
     refused_projects: int = 0
+    refused_files: int = 0
+    unparsed_files: int = 0
+    # Every refusal and unreadable file, unless the caller takes them as they come (see Simulation).
     refused: list[Refusal] = field(default_factory=list)
     unparsed: list[Unparsed] = field(default_factory=list)
-    gaps: list[float] = field(default_factory=list)  # one per release, for the distribution
+    gaps: array[float] = field(default_factory=lambda: array("d"))  # one per release: 8 bytes each
     top_gaps: list[ReleaseGap] = field(default_factory=list)
+    latest_refused: list[Refusal] = field(default_factory=list)  # the `top` refused latest after their first file
     deletable: dict[str, int] = field(default_factory=dict)  # rule id -> files deletable at `at`
-
-    @property
-    def refused_files(self) -> int:
-        return len(self.refused)
-
-    @property
-    def unparsed_files(self) -> int:
-        return len(self.unparsed)
 
     def gap_summary(self) -> dict[str, float | None]:
         return gap_summary(self.gaps)
@@ -105,7 +102,7 @@ def percentile(ordered: list[float], p: float) -> float:
     return ordered[rank - 1]
 
 
-def gap_summary(gaps: list[float]) -> dict[str, float | None]:
+def gap_summary(gaps: Sequence[float]) -> dict[str, float | None]:
     if not gaps:
         return {"median": None, "p90": None, "p99": None, "max": None}
     ordered = sorted(gaps)
@@ -113,18 +110,6 @@ def gap_summary(gaps: list[float]) -> dict[str, float | None]:
     middle = n // 2
     median = ordered[middle] if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2
     return {"median": median, "p90": percentile(ordered, 90), "p99": percentile(ordered, 99), "max": ordered[-1]}
-
-
-def version_of(filename: str) -> Version:
-    """The version a distribution filename names; ValueError with the reason when it names none."""
-    try:
-        if filename.endswith(".whl"):
-            return parse_wheel_filename(filename)[1]
-        if filename.endswith((".tar.gz", ".zip")):
-            return parse_sdist_filename(filename)[1]
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion) as exc:
-        raise ValueError(f"no version can be read from the filename: {exc}") from None
-    raise ValueError("not a wheel, .tar.gz or .zip source distribution")
 
 
 # The simulated uploader owns the project: deletion is then limited only by the window rules.
@@ -144,12 +129,33 @@ class _Release:
 
 
 class Simulation:
-    """Feed it project histories with `replay`, then read `result`."""
+    """Feed it project histories with `replay`, then read `result`.
 
-    def __init__(self, policy: LifecyclePolicy, at: datetime, top: int = 10) -> None:
+    Refusals and unreadable files are kept in the result's lists, or, to keep memory bounded
+    by releases on a large history, handed to `on_refused` / `on_unparsed` as they happen."""
+
+    def __init__(self, policy: LifecyclePolicy, at: datetime, top: int = 10,
+                 on_refused: Callable[[Refusal], None] | None = None,
+                 on_unparsed: Callable[[Unparsed], None] | None = None) -> None:
         self.result = SimulationResult(policy, at)
         self._top = top
         self._heap: list[tuple[float, str, str, int]] = []
+        self._latest: list[tuple[float, int, Refusal]] = []
+        self._on_refused = on_refused or self.result.refused.append
+        self._on_unparsed = on_unparsed or self.result.unparsed.append
+
+    def _refuse(self, refusal: Refusal) -> None:
+        self.result.refused_files += 1
+        self._on_refused(refusal)
+        entry = (refusal.delay_seconds, -self.result.refused_files, refusal)  # ties: the earlier one first
+        if len(self._latest) < self._top:
+            heapq.heappush(self._latest, entry)
+        elif self._top and entry[:2] > self._latest[0][:2]:
+            heapq.heapreplace(self._latest, entry)
+
+    def _unreadable(self, unparsed: Unparsed) -> None:
+        self.result.unparsed_files += 1
+        self._on_unparsed(unparsed)
 
     def replay_all(self, histories: Iterable[ProjectHistory]) -> SimulationResult:
         for history in histories:
@@ -165,12 +171,12 @@ class Simulation:
         versions: dict[str, Version] = {}
         for record in history.files:
             if record.upload_time is None:
-                result.unparsed.append(Unparsed(project, record.filename, "no upload-time"))
+                self._unreadable(Unparsed(project, record.filename, "no upload-time"))
                 continue
             try:
                 version = version_of(record.filename)
             except ValueError as exc:
-                result.unparsed.append(Unparsed(project, record.filename, str(exc)))
+                self._unreadable(Unparsed(project, record.filename, str(exc)))
                 continue
             # One Version object per release, so releases are keyed by identity-equal values.
             version = versions.setdefault(str(version), version)
@@ -202,7 +208,7 @@ class Simulation:
                 decision = check_upload_window(facts, policy, upload_time)
                 if not decision.allowed:
                     closes = upload_window_closes(facts, policy)
-                    result.refused.append(Refusal(
+                    self._refuse(Refusal(
                         project, str(version), filename, decision.rule or "upload-window", decision.reason,
                         (upload_time - release.opened_at).total_seconds(), (upload_time - closes).total_seconds()))
                     release.files += 1
@@ -231,4 +237,5 @@ class Simulation:
     def finish(self) -> SimulationResult:
         self.result.top_gaps = [ReleaseGap(project, version, files, gap)
                                 for gap, project, version, files in sorted(self._heap, reverse=True)]
+        self.result.latest_refused = [r for _d, _n, r in sorted(self._latest, key=lambda e: e[:2], reverse=True)]
         return self.result

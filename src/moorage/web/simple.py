@@ -130,6 +130,10 @@ def render_project_json(view: ProjectView) -> bytes:
     }
     if view.successor:
         doc["_successor"] = view.successor  # index-specific key (PEP 691): the project that replaces this one
+    if view.removal_at is not None:
+        # index-specific key (PEP 691): when an announced removal takes the files off the default
+        # root, so a client need not parse the date out of the status reason (moorage audit)
+        doc["_removal-at"] = isoformat_z(view.removal_at)
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
