@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from moorage.domain.accounts import REQUIRE_2FA, AccountPolicy, CriticalRule
 from moorage.domain.lifecycle import LifecyclePolicy
 from moorage.domain.names import normalize
 from moorage.domain.policy import UploadPolicy
@@ -58,6 +59,83 @@ def parse_duration(value: Any, key: str) -> timedelta:
     if seconds < 0:
         raise ConfigError(f"{key}: a duration cannot be negative")
     return timedelta(seconds=seconds)
+
+
+def _critical_rule(value: Any) -> CriticalRule:
+    """"none", "top 1%" (of projects, by 30-day downloads), or a list of project names."""
+    if isinstance(value, list):
+        if not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"policy.critical: a list of project names, got {value!r}")
+        return CriticalRule("list", names=frozenset(normalize(v) for v in value))
+    if value == "none":
+        return CriticalRule("none")
+    match = re.fullmatch(r"\s*top\s+(\d+(?:\.\d+)?)\s*%\s*", value) if isinstance(value, str) else None
+    if not match or not 0 < float(match.group(1)) <= 100:
+        raise ConfigError(f"policy.critical: expected \"none\", \"top N%\" (0 < N <= 100) or a list of project "
+                          f"names, got {value!r}")
+    return CriticalRule("top", float(match.group(1)))
+
+
+def _account_policy(section: dict[str, Any], web: dict[str, Any]) -> AccountPolicy:
+    """The [policy] keys about accounts (popped from the section), and [web] fresh_factor."""
+    kwargs: dict[str, Any] = {}
+    if "require_2fa" in section:
+        value = section.pop("require_2fa")
+        if value not in REQUIRE_2FA:
+            raise ConfigError(f"policy.require_2fa: expected \"none\", \"critical\" or \"all\", got {value!r}")
+        kwargs["require_2fa"] = value
+    if "critical" in section:
+        kwargs["critical"] = _critical_rule(section.pop("critical"))
+    if "critical_grace" in section:
+        kwargs["critical_grace"] = parse_duration(section.pop("critical_grace"), "policy.critical_grace")
+    if "download_jump" in section:
+        kwargs["download_jump"] = _number(section.pop("download_jump"), "policy.download_jump", minimum=1.0)
+    if "token_unused_expiry" in section:
+        value = section.pop("token_unused_expiry")
+        kwargs["token_unused_expiry"] = (None if value == "none"
+                                         else parse_duration(value, "policy.token_unused_expiry"))
+        if kwargs["token_unused_expiry"] is not None and not kwargs["token_unused_expiry"]:
+            raise ConfigError("policy.token_unused_expiry: expected a positive duration or \"none\"")
+    if "fresh_factor" in web:
+        kwargs["fresh_factor"] = parse_duration(web.pop("fresh_factor"), "web.fresh_factor")
+    return AccountPolicy(**kwargs)
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    """Download counting: per project and day, batched, one count per client address an hour."""
+
+    count: bool = True
+    flush_interval: float = 5.0  # seconds between batched writes of the counters
+    dedupe_window: timedelta = timedelta(hours=1)
+    # User-agent substrings (lower case) of mirroring tools, counted apart.
+    mirror_agents: tuple[str, ...] = ("bandersnatch", "devpi", "pep381client", "z3c.pypimirror", "nexus",
+                                      "artifactory", "pulpcore", "proxpi", "simpleindex", "pypi-mirror",
+                                      "python-pypi-mirror", "moorage-mirror")
+
+
+def _download_settings(section: dict[str, Any]) -> DownloadSettings:
+    kwargs: dict[str, Any] = {}
+    if "count" in section:
+        value = section.pop("count")
+        if not isinstance(value, bool):
+            raise ConfigError(f"downloads.count: expected true or false, got {value!r}")
+        kwargs["count"] = value
+    if "flush_interval" in section:
+        seconds = parse_duration(section.pop("flush_interval"), "downloads.flush_interval").total_seconds()
+        if seconds <= 0:
+            raise ConfigError("downloads.flush_interval: expected a positive duration")
+        kwargs["flush_interval"] = seconds
+    if "dedupe_window" in section:
+        kwargs["dedupe_window"] = parse_duration(section.pop("dedupe_window"), "downloads.dedupe_window")
+    if "mirror_agents" in section:
+        agents = section.pop("mirror_agents")
+        if not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents):
+            raise ConfigError(f"downloads.mirror_agents: expected a list of user-agent substrings, got {agents!r}")
+        kwargs["mirror_agents"] = tuple(a.lower() for a in agents)
+    if section:
+        raise ConfigError(f"unknown keys in [downloads]: {', '.join(sorted(section))}")
+    return DownloadSettings(**kwargs)
 
 
 def _lifecycle_policy(section: dict[str, Any]) -> LifecyclePolicy:
@@ -233,6 +311,8 @@ class Settings:
     # Tests move the server's time: a file holding seconds to add to the system clock.
     clock_offset_file: Path | None = None
     blobs: BlobSettings = field(default_factory=BlobSettings)
+    accounts: AccountPolicy = field(default_factory=AccountPolicy)
+    downloads: DownloadSettings = field(default_factory=DownloadSettings)
 
     @property
     def log_key_file(self) -> Path:
@@ -295,9 +375,13 @@ def load_settings(
             raise ConfigError(f"configuration file {path}: {exc}") from None
     server = _table(doc, "server")
     upload = _table(doc, "upload")
-    lifecycle = _lifecycle_policy(_table(doc, "policy"))
+    policy = _table(doc, "policy")
+    web_section = _table(doc, "web")
+    accounts = _account_policy(policy, web_section)
+    lifecycle = _lifecycle_policy(policy)
     log = _table(doc, "log")
-    web = _web_settings(_table(doc, "web"))
+    web = _web_settings(web_section)
+    downloads = _download_settings(_table(doc, "downloads"))
     blobs = _blob_settings(_table(doc, "blobs"), env)
     log_origin = _string(log.pop("origin"), "log.origin") if "origin" in log else None
     log_key = Path(_string(log.pop("signing_key_file"), "log.signing_key_file")) if "signing_key_file" in log else None
@@ -343,6 +427,8 @@ def load_settings(
         log_signing_key=log_key,
         web=web,
         blobs=blobs,
+        accounts=accounts,
+        downloads=downloads,
         clock_offset_file=Path(env["MOORAGE_CLOCK_OFFSET_FILE"]) if env.get("MOORAGE_CLOCK_OFFSET_FILE") else None,
     )
     server.pop("host", None), server.pop("port", None), server.pop("workers", None)
@@ -361,7 +447,7 @@ def _duration_text(delta: timedelta) -> str:
 
 def policy_rules(settings: Settings) -> list[dict[str, Any]]:
     """The rules in force, with their configuration keys, for `moorage policy show`."""
-    life, up = settings.lifecycle, settings.upload
+    life, up, acc = settings.lifecycle, settings.upload, settings.accounts
     return [
         {"rule": "upload-window", "key": "policy.upload_window", "value": _duration_text(life.upload_window),
          "meaning": "a release accepts new files for this long after its first file"},
@@ -396,4 +482,19 @@ def policy_rules(settings: Settings) -> list[dict[str, Any]]:
          "meaning": "names (and look-alikes of them) no one may register"},
         {"rule": "file-exists", "key": None, "value": "never",
          "meaning": "a filename once accepted is never reused for other bytes"},
+        {"rule": "two-factor-required", "key": "policy.require_2fa", "value": acc.require_2fa,
+         "meaning": "who must have a second factor to manage projects and whose uploads need a token made "
+                    "with one: none, the maintainers of critical projects (after the grace period), or all"},
+        {"rule": "critical", "key": "policy.critical", "value": acc.critical.describe()
+         if acc.critical.kind != "list" else sorted(acc.critical.names),
+         "meaning": "which projects are critical, recomputed daily; public on the project page, in the JSON API "
+                    "and in the events"},
+        {"rule": "critical", "key": "policy.critical_grace", "value": _duration_text(acc.critical_grace),
+         "meaning": "a newly critical project's maintainers have this long before the 2FA rule applies"},
+        {"rule": "critical", "key": "policy.download_jump", "value": acc.download_jump,
+         "meaning": "downloads growing more than this many times week over week are flagged for an admin, "
+                    "not counted toward the designation"},
+        {"rule": "token-unused", "key": "policy.token_unused_expiry",
+         "value": _duration_text(acc.token_unused_expiry) if acc.token_unused_expiry else "none",
+         "meaning": "an API token unused this long stops working"},
     ]

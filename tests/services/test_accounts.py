@@ -164,7 +164,7 @@ def test_token_expires_days_after_the_clock(ctx: Context, clock: ManualClock) ->
     assert row.expires_at == now + timedelta(days=30)
     (event,) = [e for e in all_events(ctx) if e.action == "token-created"]
     assert event.payload == {"token": token_id, "user": "alice", "projects": [],
-                             "expires_at": (now + timedelta(days=30)).isoformat()}
+                             "expires_at": (now + timedelta(days=30)).isoformat(), "with_second_factor": False}
 
     with ctx.db.read() as conn:
         found = accounts.find_token(conn, token)
@@ -282,8 +282,8 @@ def test_each_change_appends_exactly_one_event(ctx: Context, clock: ManualClock)
     assert [s.payload for s in steps] == [
         {"user": "alice", "admin": False},
         {"user": "bob", "admin": False},
-        {"token": tid, "user": "alice", "projects": ["x"], "expires_at": None},
-        {"token": tid2, "user": "bob", "projects": [], "expires_at": None},
+        {"token": tid, "user": "alice", "projects": ["x"], "expires_at": None, "with_second_factor": False},
+        {"token": tid2, "user": "bob", "projects": [], "expires_at": None, "with_second_factor": False},
         {"token": tid, "user": "alice"},
         {"token": tid2, "user": "bob"},
     ]

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from moorage import __version__
 from moorage.cli import audit, simulate
+from moorage.cli import critical as critical_cli
 from moorage.config import ConfigError, Settings, load_settings, policy_rules
 from moorage.domain.decisions import Decision, Denied
 from moorage.log.note import NoteError
@@ -92,6 +93,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     load_or_create(settings.log_key_file, settings.log_origin)  # before the workers: one key
     _bootstrap(ctx, settings.host, settings.port)
+    import threading
+
+    from moorage.services.critical import keep_running_daily
+
+    # One thread in this (the supervising) process, however many workers serve requests.
+    threading.Thread(target=keep_running_daily, args=(open_context(settings), threading.Event()),
+                     name="daily-jobs", daemon=True).start()
     print(f"moorage {__version__} serving {settings.data_dir.resolve()} on http://{settings.host}:{settings.port}/",
           flush=True)
     common = dict(host=settings.host, port=settings.port, log_level="warning", access_log=args.access_log,
@@ -152,26 +160,34 @@ def cmd_token_list(args: argparse.Namespace) -> int:
             "created_at": t.created_at.isoformat(),
             "expires_at": t.expires_at.isoformat() if t.expires_at else None,
             "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+            "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+            "last_used_address": t.last_used_address, "with_second_factor": t.with_second_factor,
         } for t in infos], indent=2))
         return 0
-    table = Table("id", "scope", "created", "expires", "state", "description")
+    table = Table("id", "scope", "created", "expires", "state", "last used", "description")
     # The id is what `token revoke` takes: never cut it short. Project names fold, not truncate.
     table.columns[0].no_wrap = True
     table.columns[0].min_width = max((len(t.id) for t in infos), default=2)
     table.columns[1].overflow = "fold"
-    table.columns[5].overflow = "fold"
+    table.columns[6].overflow = "fold"
     now = ctx.clock.now()
     for t in infos:
         state = "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now else "active")
         # Text, not str: descriptions are user text and must not be read as rich markup.
         table.add_row(Text(t.id), Text(", ".join(t.projects) or "all projects"), f"{t.created_at:%Y-%m-%d %H:%M}",
-                      f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never", state, Text(t.description))
+                      f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never", state,
+                      Text(f"{t.last_used_at:%Y-%m-%d %H:%M} from {t.last_used_address or '?'}" if t.last_used_at
+                           else "never"), Text(t.description))
     Console().print(table)
     return 0
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     ctx = _context(args)
+    if args.all_for:
+        revoked = accounts.revoke_all_tokens(ctx, args.all_for, actor="cli", reason=args.reason)
+        err.print(f"revoked {len(revoked)} token(s) of {args.all_for}" + (": " + ", ".join(revoked) if revoked else ""))
+        return 0
     accounts.revoke_token(ctx, args.id, actor="cli")
     err.print(f"revoked token {args.id}")
     return 0
@@ -570,9 +586,12 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("name")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=cmd_token_list)
-    revoke = token.add_parser("revoke", help="revoke a token by id")
+    revoke = token.add_parser("revoke", help="revoke a token by id, or every token of an account")
     _common(revoke)
-    revoke.add_argument("id")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?")
+    which.add_argument("--all-for", metavar="USER", help="every live token of USER (after a compromise); recorded")
+    revoke.add_argument("--reason", help="with --all-for: why (kept in the event)")
     revoke.set_defaults(func=cmd_token_revoke)
 
     role = sub.add_parser("role", help="owners and maintainers of a project").add_subparsers(
@@ -688,6 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(purge)
     purge.add_argument("--dry-run", action="store_true")
     purge.set_defaults(func=cmd_purge)
+    critical_cli.register(admin, _common, _context)
     adopt = admin.add_parser("adopt", help="hand an orphaned project to a new owner")
     _common(adopt)
     adopt.add_argument("project")

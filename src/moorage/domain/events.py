@@ -11,5 +11,7 @@ PUBLIC_ACTIONS: frozenset[str] = frozenset({
     "file-restored", "release-restored", "project-restored",
     "invitation-accepted", "project-orphaned", "project-adopted",
     "removal-announced", "removal-cancelled", "bytes-purged",
+    # Critical projects are named in public, never a secret list.
+    "project-became-critical", "project-no-longer-critical",
 })
 # Not public: accounts and tokens, and invitations until they are accepted.

@@ -95,6 +95,9 @@ class TokenView:
     projects: frozenset[str]  # normalized names; empty means every project of the user
     expires_at: datetime | None
     revoked_at: datetime | None
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    with_second_factor: bool = False  # its account had a second factor when it made it
 
 
 def check_token(token: TokenView | None, now: datetime) -> Decision:

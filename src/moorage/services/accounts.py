@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -19,11 +20,13 @@ from moorage.domain.names import check_name, normalize
 from moorage.domain.policy import TokenView
 from moorage.services.context import Context
 from moorage.services.events import append_event
+from moorage.store.accounts import has_second_factor
 from moorage.store.tables import tokens, users
 
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 TOKEN_PREFIX = "moorage"
 _hasher = PasswordHasher()
+_log = logging.getLogger(__name__)
 
 
 class NotFound(LookupError):
@@ -40,6 +43,8 @@ class TokenInfo:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    last_used_address: str | None = None
+    with_second_factor: bool = False
 
 
 def hash_token(token: str) -> str:
@@ -111,13 +116,16 @@ def create_token(ctx: Context, user: str, *, projects: list[str] | tuple[str, ..
     expires_at = now + timedelta(days=expires_days) if expires_days else None
     with ctx.db.write() as conn:
         uid = user_id(conn, user)
+        # The 2FA rule asks for tokens made by an account with a second factor: remember it.
+        with_factor = has_second_factor(conn, uid)
         conn.execute(tokens.insert().values(
             id=token_id, user_id=uid, token_hash=hash_token(token), description=description,
-            projects=sorted(set(scoped)), created_at=now, expires_at=expires_at,
+            projects=sorted(set(scoped)), created_at=now, expires_at=expires_at, with_second_factor=with_factor,
         ))
         append_event(conn, now=now, actor=actor or user, action="token-created", subject=f"token:{token_id}",
                      payload={"token": token_id, "user": user, "projects": sorted(set(scoped)),
-                              "expires_at": expires_at.isoformat() if expires_at else None})
+                              "expires_at": expires_at.isoformat() if expires_at else None,
+                              "with_second_factor": with_factor})
     return token_id, token
 
 
@@ -129,7 +137,7 @@ def list_tokens(ctx: Context, user: str) -> list[TokenInfo]:
             .where(users.c.name == user).order_by(tokens.c.created_at)
         ).all()
     return [TokenInfo(r.id, user, r.description, list(r.projects), r.created_at, r.expires_at,
-                      r.revoked_at, r.last_used_at) for r in rows]
+                      r.revoked_at, r.last_used_at, r.last_used_address, bool(r.with_second_factor)) for r in rows]
 
 
 def revoke_token(ctx: Context, token_id: str, *, actor: str = "system") -> None:
@@ -148,6 +156,40 @@ def revoke_token(ctx: Context, token_id: str, *, actor: str = "system") -> None:
                      payload={"token": token_id, "user": row.name})
 
 
+def revoke_all_tokens(ctx: Context, user: str, *, actor: str, reason: str | None = None) -> list[str]:
+    """Revoke every live token of an account (after a compromise): one event names them all."""
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        uid = user_id(conn, user)
+        live = [r.id for r in conn.execute(
+            sa.select(tokens.c.id).where(tokens.c.user_id == uid, tokens.c.revoked_at.is_(None))
+            .order_by(tokens.c.created_at))]
+        if live:
+            conn.execute(tokens.update().where(tokens.c.id.in_(live)).values(revoked_at=now))
+        append_event(conn, now=now, actor=actor, action="tokens-revoked-all", subject=f"user:{user}",
+                     payload={"user": user, "tokens": live, "reason": reason})
+    return live
+
+
+# A token's use is written at most this often by reads (uploads always write it): bookkeeping
+# must not turn every authenticated read into a write.
+USE_RECORD_INTERVAL = timedelta(seconds=60)
+
+
+def record_token_use(ctx: Context, token: TokenView, address: str | None, *, force: bool = False) -> None:
+    """When and from where the token was last used. Its own small transaction, after the work
+    it authorized (inside an upload's, the token's row lock could deadlock two uploads)."""
+    now = ctx.clock.now()
+    if not force and token.last_used_at is not None and now - token.last_used_at < USE_RECORD_INTERVAL:
+        return
+    try:
+        with ctx.db.write() as conn:
+            conn.execute(tokens.update().where(tokens.c.id == token.token_id)
+                         .values(last_used_at=now, last_used_address=address))
+    except Exception:  # noqa: BLE001 - bookkeeping; what the token authorized is done
+        _log.warning("could not record the use of token %s", token.token_id, exc_info=True)
+
+
 def find_token(conn: Connection, token: str) -> tuple[TokenView, int] | None:
     """The token's view for the rules and its user's id, or None if unknown."""
     if not token.startswith(TOKEN_PREFIX + "-"):
@@ -160,5 +202,6 @@ def find_token(conn: Connection, token: str) -> tuple[TokenView, int] | None:
     if row is None:
         return None
     view = TokenView(token_id=row.id, user_name=row.user_name, projects=frozenset(row.projects),
-                     expires_at=row.expires_at, revoked_at=row.revoked_at)
+                     expires_at=row.expires_at, revoked_at=row.revoked_at, created_at=row.created_at,
+                     last_used_at=row.last_used_at, with_second_factor=bool(row.with_second_factor))
     return view, int(row.user_id)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from moorage.domain.accounts import check_token_use
 from moorage.domain.policy import TokenView, check_token
-from moorage.services.accounts import find_token
+from moorage.services.accounts import find_token, record_token_use
 from moorage.services.context import Context
 from moorage.store.tables import users
 
@@ -42,17 +43,23 @@ def token_from_header(header: str | None) -> str | None:
     return creds[1] if creds is not None and creds[0] == "__token__" else None
 
 
-def caller(ctx: Context, header: str | None) -> Caller | None:
-    """The valid token's caller, or None (no, unknown, revoked or expired token)."""
+def caller(ctx: Context, header: str | None, address: str | None = None) -> Caller | None:
+    """The valid token's caller, or None (no, unknown, revoked, expired or long-unused token)."""
     token = token_from_header(header)
     if token is None:
         return None
+    now = ctx.clock.now()
     with ctx.db.read() as conn:
         found = find_token(conn, token)
-        if found is None or not check_token(found[0], ctx.clock.now()).allowed:
+        if found is None or not check_token(found[0], now).allowed:
+            return None
+        view = found[0]
+        if view.created_at is not None and not check_token_use(ctx.settings.accounts, view.created_at,
+                                                               view.last_used_at, now).allowed:
             return None
         is_admin = bool(conn.execute(sa.select(users.c.is_admin).where(users.c.id == found[1])).scalar())
-    return Caller(found[0], found[1], is_admin)
+    record_token_use(ctx, view, address)
+    return Caller(view, found[1], is_admin)
 
 
 def admin_from_request(ctx: Context, header: str | None) -> bool:

@@ -19,7 +19,7 @@ from moorage.domain.lifecycle import (
 )
 from moorage.services.context import Context
 from moorage.services.deletion import plan_delete
-from moorage.services.lifecycle import _project, _release, load_release_facts, resolve_actor
+from moorage.services.lifecycle import _project, _release, load_release_facts, resolve_actor, two_factor_decision
 from moorage.store.tables import projects
 
 ACTIONS = ("yank", "unyank", "delete", "reopen", "archive", "unarchive", "deprecate", "undeprecate",
@@ -38,6 +38,9 @@ def check(ctx: Context, action: str, project: str, version: str | None = None, f
             return decision
         project_id, name = _project(conn, project, lock=False)
         actor = resolve_actor(conn, as_user, project_id)
+        two_factor = two_factor_decision(conn, ctx, actor, project_id, name)
+        if not two_factor.allowed:
+            return two_factor
         if action in ("yank", "unyank"):
             return may_yank(actor, name)
         if action == "disable-deletions":

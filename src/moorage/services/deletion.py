@@ -26,7 +26,7 @@ from moorage.domain.lifecycle import (
 from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.events import append_event
-from moorage.services.lifecycle import _project, _release, resolve_actor
+from moorage.services.lifecycle import _project, _release, acting, resolve_actor, two_factor_decision
 from moorage.store.tables import events, files, projects, releases
 
 
@@ -82,6 +82,9 @@ def plan_delete(conn: Connection, ctx: Context, project: str, version: str | Non
     if prow.deleted_at is not None:
         raise NotFound(f"{name} was deleted on {prow.deleted_at:%Y-%m-%d %H:%M} UTC")
     actor = resolve_actor(conn, as_user, project_id)
+    two_factor = two_factor_decision(conn, ctx, actor, project_id, name)
+    if not two_factor.allowed:  # the 2FA rule first: it explains every refusal below it
+        return two_factor, DeletePlan(project_id, name, actor, [], "refused", f"project:{name}")
     if version is None:
         rows = _live_files(conn, files.c.project_id == project_id)
         decision = may_delete_files(actor, name, prow.deletions_disabled_at, _facts(rows), policy, now)
@@ -141,7 +144,7 @@ def disable_deletions(ctx: Context, project: str, *, as_user: str | None = None)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
-        actor = resolve_actor(conn, as_user, project_id)
+        actor = acting(conn, ctx, as_user, project_id, name)
         require(may_disable_deletions(actor, name))
         current = conn.execute(sa.select(projects.c.deletions_disabled_at)
                                .where(projects.c.id == project_id)).scalar()
@@ -182,7 +185,7 @@ def restore(ctx: Context, project: str, version: str | None = None, filename: st
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
-        actor = resolve_actor(conn, as_user, project_id)
+        actor = acting(conn, ctx, as_user, project_id, name)
         require(may_restore(actor, reason))
         prow = conn.execute(sa.select(projects.c.deleted_at).where(projects.c.id == project_id)).one()
         query = sa.select(files.c.id, files.c.filename, files.c.sha256, files.c.size, files.c.release_id,

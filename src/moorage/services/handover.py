@@ -9,7 +9,7 @@ from moorage.domain.lifecycle import ORPHANED, ProjectFacts, may_adopt, may_invi
 from moorage.services.accounts import NotFound, user_id
 from moorage.services.context import Context
 from moorage.services.events import append_event
-from moorage.services.lifecycle import _project, resolve_actor
+from moorage.services.lifecycle import _project, acting, resolve_actor
 from moorage.services.roles import owner_count
 from moorage.store.tables import invitations, projects, roles, users
 
@@ -24,7 +24,7 @@ def invite(ctx: Context, project: str, user: str, *, role: str = "maintainer", t
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
-        actor = resolve_actor(conn, as_user, project_id)
+        actor = acting(conn, ctx, as_user, project_id, name)
         require(may_invite(actor, name))
         if transfer and actor.role is None:
             raise bad_request("no-role", "a transfer hands over the inviter's own place; the operator uses "
@@ -88,7 +88,7 @@ def leave(ctx: Context, project: str, *, as_user: str) -> bool:
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
-        actor = resolve_actor(conn, as_user, project_id)
+        actor = resolve_actor(conn, as_user, project_id)  # a way out: never behind 2FA
         require(may_leave(actor, name))
         uid = user_id(conn, as_user)
         conn.execute(roles.delete().where(roles.c.project_id == project_id, roles.c.user_id == uid))
@@ -113,7 +113,7 @@ def adopt(ctx: Context, project: str, user: str, *, reason: str, as_user: str | 
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
-        actor = resolve_actor(conn, as_user, project_id)
+        actor = acting(conn, ctx, as_user, project_id, name)
         row = conn.execute(sa.select(projects.c.status, projects.c.status_reason)
                            .where(projects.c.id == project_id)).one()
         require(may_adopt(actor, ProjectFacts(name, row.status, row.status_reason), owner_count(conn, project_id),

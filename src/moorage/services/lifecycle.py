@@ -9,6 +9,7 @@ from packaging.utils import canonicalize_version
 from packaging.version import Version
 from sqlalchemy.engine import Connection
 
+from moorage.domain.accounts import check_two_factor
 from moorage.domain.decisions import Decision, bad_request, require
 from moorage.domain.lifecycle import (
     Actor,
@@ -25,6 +26,7 @@ from moorage.domain.names import normalize
 from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.events import append_event
+from moorage.store.accounts import critical_facts, has_second_factor
 from moorage.store.tables import files, projects, releases, roles, users
 
 OPERATOR = Actor("operator", is_admin=True)
@@ -41,6 +43,27 @@ def resolve_actor(conn: Connection, user: str | None, project_id: int) -> Actor:
         sa.select(roles.c.role).where(roles.c.project_id == project_id, roles.c.user_id == row.id)
     ).scalar()
     return Actor(user, is_admin=bool(row.is_admin), role=role)
+
+
+def two_factor_decision(conn: Connection, ctx: Context, actor: Actor, project_id: int | None,
+                        name: str | None) -> Decision:
+    """The 2FA rule ([policy] require_2fa) for an account about to manage a project. The
+    operator at the server's own command line is not an account: the rule is not for it."""
+    if actor is OPERATOR:
+        return Decision.allow()
+    policy = ctx.settings.accounts
+    if policy.require_2fa == "none":
+        return Decision.allow()
+    uid = conn.execute(sa.select(users.c.id).where(users.c.name == actor.name)).scalar()
+    has_factor = uid is not None and has_second_factor(conn, int(uid))
+    return check_two_factor(policy, name, critical_facts(conn, project_id), actor.name, has_factor, ctx.clock.now())
+
+
+def acting(conn: Connection, ctx: Context, user: str | None, project_id: int, name: str) -> Actor:
+    """The actor of a management action, refused when the 2FA rule applies to it and it has no factor."""
+    actor = resolve_actor(conn, user, project_id)
+    require(two_factor_decision(conn, ctx, actor, project_id, name))
+    return actor
 
 
 def _project(conn: Connection, project: str, *, lock: bool = True) -> tuple[int, str]:
@@ -102,7 +125,7 @@ def _set_yanked(ctx: Context, project: str, version: str, filename: str | None, 
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
-        actor = resolve_actor(conn, as_user, project_id)
+        actor = acting(conn, ctx, as_user, project_id, name)
         require(may_yank(actor, name))
         release = _release(conn, project_id, name, version)
         # Only what changes: yanking the yanked (or unyanking the rest) records nothing.
@@ -138,7 +161,7 @@ def reopen(ctx: Context, project: str, version: str, *, reason: str, days: float
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
-        actor = resolve_actor(conn, as_user, project_id)
+        actor = acting(conn, ctx, as_user, project_id, name)
         release = _release(conn, project_id, name, version)
         fact = load_release_facts(conn, project_id, name)[Version(release.version)]
         decision = may_reopen(actor, fact, period, policy, now)
@@ -165,7 +188,7 @@ def set_status(ctx: Context, project: str, status: str, *, reason: str | None = 
         project_id, name = _project(conn, project)
         row = conn.execute(sa.select(projects.c.status, projects.c.status_reason, projects.c.successor)
                            .where(projects.c.id == project_id)).one()
-        actor = resolve_actor(conn, as_user, project_id)
+        actor = acting(conn, ctx, as_user, project_id, name)
         require(may_change_status(actor, ProjectFacts(name, row.status, row.status_reason), status, reason))
         if successor is not None:
             if status != "deprecated":
@@ -193,7 +216,7 @@ def quarantine_release(ctx: Context, project: str, version: str, *, reason: str,
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         project_id, name = _project(conn, project)
-        actor = resolve_actor(conn, as_user, project_id)
+        actor = acting(conn, ctx, as_user, project_id, name)
         require(may_quarantine_release(actor, reason))
         release = _release(conn, project_id, name, version)
         current = conn.execute(sa.select(releases.c.quarantined_at, releases.c.quarantine_reason)

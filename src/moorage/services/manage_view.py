@@ -7,7 +7,7 @@ rather than failing after a click). The same domain rules decide when the action
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -34,7 +34,7 @@ from moorage.domain.lifecycle import (
 )
 from moorage.services.accounts import NotFound
 from moorage.services.context import Context
-from moorage.services.lifecycle import resolve_actor
+from moorage.services.lifecycle import resolve_actor, two_factor_decision
 from moorage.store.queries import FileView, ProjectView, ReleaseView, load_project
 from moorage.store.tables import invitations, projects, roles, users
 
@@ -91,6 +91,7 @@ def manage_view(ctx: Context, project: str, *, as_user: str) -> ManageView:
         project_id = conn.execute(sa.select(projects.c.id)
                                   .where(projects.c.normalized_name == view.normalized_name)).scalar_one()
         actor = resolve_actor(conn, as_user, project_id)
+        two_factor = two_factor_decision(conn, ctx, actor, project_id, view.normalized_name)
         people = [(r.name, r.role) for r in conn.execute(
             sa.select(users.c.name, roles.c.role).join(users, users.c.id == roles.c.user_id)
             .where(roles.c.project_id == project_id).order_by(roles.c.role.desc(), users.c.name))]
@@ -136,7 +137,7 @@ def manage_view(ctx: Context, project: str, *, as_user: str) -> ManageView:
     if transfer.allowed and actor.role != "owner":
         transfer = Decision.deny("no-role", "a transfer hands over your own place as owner; you have none here",
                                  status=400)
-    return ManageView(
+    manage = ManageView(
         project=view, actor=actor, now=now, people=people, pending=pending, releases=rows,
         yank=may_yank(actor, name), status=status, disable_deletions=disable,
         delete_project=may_delete_files(actor, name, view.deletions_disabled_at, all_files, policy, now),
@@ -146,3 +147,19 @@ def manage_view(ctx: Context, project: str, *, as_user: str) -> ManageView:
         cancel_removal=may_cancel_removal(actor, name, view.removal_at, now),
         invite=may_invite(actor, name), transfer=transfer, leave=may_leave(actor, name),
     )
+    return _behind_two_factor(manage, two_factor) if not two_factor.allowed else manage
+
+
+def _behind_two_factor(view: ManageView, refusal: Decision) -> ManageView:
+    """Every action the 2FA rule stops shows its refusal; leaving stays open (a way out)."""
+    def gate(decision: Decision) -> Decision:
+        return refusal if decision.allowed else decision
+
+    releases = [replace(r, files=[replace(f, delete=gate(f.delete)) for f in r.files], reopen=gate(r.reopen),
+                        delete=gate(r.delete)) for r in view.releases]
+    return replace(view, releases=releases, yank=gate(view.yank),
+                   status={k: gate(v) for k, v in view.status.items()},
+                   disable_deletions=gate(view.disable_deletions), delete_project=gate(view.delete_project),
+                   announce_removal=gate(view.announce_removal), cancel_removal=gate(view.cancel_removal),
+                   invite=gate(view.invite), transfer=gate(view.transfer),
+                   notes=[*view.notes, refusal.reason or ""])

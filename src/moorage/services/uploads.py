@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from moorage import archives
+from moorage.domain.accounts import check_token_use, check_upload_token
 from moorage.domain.clock import isoformat_z
 from moorage.domain.decisions import Decision, Denied, bad_request, require
 from moorage.domain.filenames import parse_filename
@@ -35,12 +36,13 @@ from moorage.domain.policy import (
     check_upload_scope,
     file_over_limit,
 )
-from moorage.services.accounts import find_token
+from moorage.services.accounts import find_token, record_token_use
 from moorage.services.context import Context
 from moorage.services.events import append_event, lock_event_log
 from moorage.services.lifecycle import load_release_facts
+from moorage.store.accounts import critical_facts
 from moorage.store.blobs import BlobTooLarge, StagedBlob
-from moorage.store.tables import filename_registry, files, prohibited_names, projects, releases, roles, tokens, users
+from moorage.store.tables import filename_registry, files, prohibited_names, projects, releases, roles, users
 
 _log = logging.getLogger(__name__)
 
@@ -84,7 +86,8 @@ def _check_digests(form: UploadForm, staged: StagedBlob) -> None:
             raise bad_request("digest-mismatch", f"the {kind} digest supplied does not match the uploaded file")
 
 
-def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: IO[bytes] | None) -> UploadResult:
+def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: IO[bytes] | None,
+                address: str | None = None) -> UploadResult:
     policy = ctx.settings.upload
     now = ctx.clock.now()
     with ctx.db.read() as conn:
@@ -113,6 +116,11 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
             is_owner_or_maintainer=role is not None or (found_project is not None
                                                         and found_project.deleted_at is not None),
         ))
+        accounts_policy = ctx.settings.accounts
+        if token_view.created_at is not None:
+            require(check_token_use(accounts_policy, token_view.created_at, token_view.last_used_at, now))
+        require(check_upload_token(accounts_policy, project, critical_facts(conn, existing),
+                                   token_view.with_second_factor, now))
     if not form.filetype:
         raise bad_request("invalid-filetype", "the form must give a filetype (sdist or bdist_wheel)")
     if not form.filename or content is None:
@@ -158,19 +166,8 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
         if staged_all:
             _abandon(ctx, staged_all)
     ctx.committed({project})
-    _record_token_use(ctx, token_view.token_id)
+    record_token_use(ctx, token_view, address, force=True)
     return UploadResult("created", project, dist.filename, staged.sha256, serial)
-
-
-def _record_token_use(ctx: Context, token_id: str) -> None:
-    """When the token was last used: its own small transaction after the upload's commit.
-    Inside the upload's transaction, the token's row lock taken after the event log's lock
-    (new release) or before it (existing release) let two uploads with one token deadlock."""
-    try:
-        with ctx.db.write() as conn:
-            conn.execute(tokens.update().where(tokens.c.id == token_id).values(last_used_at=ctx.clock.now()))
-    except Exception:  # noqa: BLE001 - bookkeeping; the upload itself is committed
-        _log.warning("could not record the use of token %s", token_id, exc_info=True)
 
 
 def _uploader(conn: Connection, token: TokenView, user_id: int, role: str | None) -> Actor:

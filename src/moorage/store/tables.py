@@ -66,6 +66,9 @@ tokens = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=True),
     sa.Column("revoked_at", UTCDateTime, nullable=True),
     sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.Column("last_used_address", sa.String(64), nullable=True),
+    # The account had a second factor when it made this token (the 2FA rule asks for it).
+    sa.Column("with_second_factor", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 projects = sa.Table(
@@ -239,6 +242,12 @@ web_sessions = sa.Table(
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    # The password was right; the second factor is still awaited: not signed in yet.
+    sa.Column("pending_factor", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # When this session last passed a second-factor check (sensitive actions want it fresh).
+    sa.Column("factor_at", UTCDateTime, nullable=True),
+    # The WebAuthn challenge this session was last given (registration or sign-in), base64url.
+    sa.Column("challenge", sa.String(200), nullable=True),
 )
 
 # Failed sign-ins, by account name: the rate limit counts the recent ones.
@@ -259,4 +268,79 @@ prohibited_names = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("added_by", sa.String(100), nullable=False),
     sa.Column("added_at", UTCDateTime, nullable=False),
+)
+
+# Second factors: TOTP secrets (RFC 6238) and WebAuthn credentials.
+second_factors = sa.Table(
+    "second_factors",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("label", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.Column("totp_secret", sa.String(64), nullable=True),
+    # The last 30-second step a code was accepted for: a code is accepted once (replay).
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),
+    sa.Column("credential_id", sa.String(512), nullable=True, unique=True),  # base64url
+    sa.Column("public_key", sa.LargeBinary, nullable=True),  # COSE
+    sa.Column("sign_count", sa.BigInteger, nullable=True),
+    sa.CheckConstraint("kind in ('totp', 'webauthn')", name="kind"),
+)
+
+# Single-use recovery codes; only a hash is kept (the codes are random, 80 bits).
+recovery_codes = sa.Table(
+    "recovery_codes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime, nullable=True),
+)
+
+# Downloads per project and UTC day; mirroring tools are counted apart.
+download_counts = sa.Table(
+    "download_counts",
+    metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("kind in ('client', 'mirror')", name="kind"),
+)
+
+# Projects designated critical by the daily job (public: pages, JSON API, events).
+critical_projects = sa.Table(
+    "critical_projects",
+    metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("since", UTCDateTime, nullable=False),
+    # The 2FA rule applies to its maintainers from then on.
+    sa.Column("grace_until", UTCDateTime, nullable=False),
+    sa.Column("rule", sa.String(200), nullable=False),  # why: "top 1% by 30-day downloads", "listed"
+    sa.Column("downloads_30d", sa.BigInteger, nullable=True),
+)
+
+# Sudden jumps in downloads, held for an admin instead of acted on.
+download_flags = sa.Table(
+    "download_flags",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False, index=True),
+    sa.Column("flagged_at", UTCDateTime, nullable=False),
+    sa.Column("week", sa.BigInteger, nullable=False),
+    sa.Column("previous_week", sa.BigInteger, nullable=False),
+    sa.Column("reviewed_at", UTCDateTime, nullable=True),
+    sa.Column("reviewed_by", sa.String(100), nullable=True),
+    sa.Column("decision", sa.String(20), nullable=True),
+)
+
+# When each periodic job last ran (the daily critical-project computation).
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("last_run_at", UTCDateTime, nullable=False),
 )

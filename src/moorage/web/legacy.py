@@ -93,7 +93,8 @@ class LegacyUpload:
             )
             try:
                 result = await to_thread.run_sync(
-                    lambda: upload_file(self.ctx, token=token, form=fields, content=upload.file if upload else None)
+                    lambda: upload_file(self.ctx, token=token, form=fields, content=upload.file if upload else None,
+                                        address=request.client.host if request.client else None)
                 )
             except Denied as denied:
                 return Refusal(denied.decision)

@@ -145,7 +145,8 @@ class ManagementAPI:
         if not is_valid_name(name):
             return _bad("not-found", "no project of this name on this index", status=404)
         project = normalize(name)
-        who = await to_thread.run_sync(caller, self.ctx, request.headers.get("authorization"))
+        who = await to_thread.run_sync(caller, self.ctx, request.headers.get("authorization"),
+                                       request.client.host if request.client else None)
         if who is None:
             return _bad("authentication-required", "authenticate with an API token: Authorization: Bearer TOKEN",
                         status=401)
