@@ -204,7 +204,8 @@ def test_token_list_never_shows_secrets(tmp_path: Path) -> None:
     assert "[y]" in table.stdout, table.stdout  # user text is shown, not read as markup
     docs = json.loads(as_json.stdout)
     assert len(docs) == 2
-    allowed = {"id", "user", "description", "projects", "created_at", "expires_at", "revoked_at", "last_used_at"}
+    allowed = {"id", "user", "description", "projects", "created_at", "expires_at", "revoked_at", "last_used_at",
+               "last_used_address", "with_second_factor"}
     for doc in docs:
         assert set(doc) <= allowed, set(doc) - allowed
 
