@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import secrets
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 from moorage.config import BlobSettings
 from tests.support import clients
 from tests.support.dists import Dist, make_sdist, make_wheel
-from tests.support.s3 import AWS_ENV, MotoServer, start_moto
+from tests.support.s3 import AWS_ENV, MotoServer, moto_or_skip
 from tests.support.server import Server, cli_env, run_cli, start_server
 from tests.support.upload import post_upload
 
@@ -35,11 +34,7 @@ PREFIX = "moorage/"
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    started = start_moto(tmp_path_factory.mktemp("moto"))
-    if isinstance(started, str):
-        if os.environ.get("CI"):
-            pytest.fail(f"moto's S3 server must start in CI: {started}")
-        pytest.skip(f"moto's S3 server could not start: {started}")
+    started = moto_or_skip(tmp_path_factory.mktemp("moto"))
     yield started
     started.stop()
 

@@ -72,3 +72,16 @@ def start_moto(workdir: Path, timeout: float = 60.0) -> MotoServer | str:
             server.stop()
             return f"moto's server did not answer within {timeout:g} s: {output.read_text(errors='replace')[-2000:]}"
         time.sleep(0.1)
+
+
+def moto_or_skip(workdir: Path) -> MotoServer:
+    """moto's server for a test module: skipped with the reason when it cannot start, except in
+    CI (the environment variable CI set), where it must."""
+    import pytest
+
+    started = start_moto(workdir)
+    if isinstance(started, str):
+        if os.environ.get("CI"):
+            pytest.fail(f"moto's S3 server must start in CI: {started}")
+        pytest.skip(f"moto's S3 server could not start: {started}")
+    return started

@@ -17,6 +17,7 @@ from rich.text import Text
 from moorage import __version__
 from moorage.cli import audit, simulate
 from moorage.cli import critical as critical_cli
+from moorage.cli import factors as factors_cli
 from moorage.config import ConfigError, Settings, load_settings, policy_rules
 from moorage.domain.decisions import Decision, Denied
 from moorage.log.note import NoteError
@@ -572,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--admin", action="store_true")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(func=cmd_user_add)
+    factors_cli.register(user)
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="token_command", required=True)
     create = token.add_parser("create", help="create an API token; prints only the token")

@@ -6,6 +6,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
@@ -15,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from moorage.config import load_settings
 from moorage.log.keys import load_or_create
 from moorage.services.context import Context, open_context
+from moorage.services.downloads import DownloadCounter
 from moorage.services.log import LogService
 from moorage.web import failures, reason
 from moorage.web.events import EventsAPI
@@ -50,8 +53,10 @@ class MoorageApp:
         ctx.hooks.append(self.pending_cache.invalidate)
         self.simple = SimpleAPI(self.cache)
         self.pending_simple = SimpleAPI(self.pending_cache, root="/pending/simple")
-        files = FileViews(ctx, self.cache)
-        pending_files = FileViews(ctx, self.pending_cache, pending_root=True)
+        # Downloads are counted in memory and written in batches by a task of the lifespan.
+        self.downloads = DownloadCounter(ctx)
+        files = FileViews(ctx, self.cache, downloads=self.downloads)
+        pending_files = FileViews(ctx, self.pending_cache, pending_root=True, downloads=self.downloads)
         home = Home(ctx)
         jsonapi = JSONAPI(ctx)
         upload = LegacyUpload(ctx)
@@ -79,6 +84,15 @@ class MoorageApp:
             Route("/account/", account.account, methods=["GET", "HEAD"]),
             Route("/account/tokens/", account.create_token, methods=["POST"]),
             Route("/account/tokens/{token_id:str}/revoke/", account.revoke_token, methods=["POST"]),
+            # Second factors (docs/accounts.md): the sign-in step after the password, enrolment, removal.
+            Route("/account/login/factor/", account.factor_form, methods=["GET", "HEAD"]),
+            Route("/account/login/factor/", account.factor_login, methods=["POST"]),
+            Route("/account/factors/totp/", account.totp_form, methods=["GET", "HEAD"]),
+            Route("/account/factors/totp/", account.totp_enrol, methods=["POST"]),
+            Route("/account/factors/webauthn/", account.key_form, methods=["GET", "HEAD"]),
+            Route("/account/factors/webauthn/", account.key_enrol, methods=["POST"]),
+            Route("/account/factors/{factor_id:str}/remove/", account.remove_factor, methods=["POST"]),
+            Route("/account/recovery-codes/", account.regenerate_codes, methods=["POST"]),
             Route("/manage/project/{name:str}/", manage_pages.page, methods=["GET", "HEAD"]),
             Route("/manage/project/{name:str}/{action:str}/", manage_pages.act, methods=["POST"]),
             Route("/admin/", admin.page, methods=["GET", "HEAD"]),
@@ -104,7 +118,17 @@ class MoorageApp:
             Route("/log/proof/consistency", log.consistency, methods=["GET"]),
             Route("/pypi/{name:str}/{version:str}/json", jsonapi.release, methods=["GET", "HEAD"]),
         ], exception_handlers={CSRFError: auth.refuse, 404: not_found_page, 405: method_not_allowed,
-                               DBAPIError: failures.handle, OSError: failures.handle})
+                               DBAPIError: failures.handle, OSError: failures.handle}, lifespan=self._lifespan)
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        """uvicorn runs the shutdown half on SIGTERM / SIGINT after the last response: the
+        download counts still in memory are written then."""
+        await self.downloads.start()
+        try:
+            yield
+        finally:
+            await self.downloads.stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._guarded(scope, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -9,8 +10,11 @@ from typing import TYPE_CHECKING
 from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 
+from moorage.domain.downloads import counts_as_download
 from moorage.services.context import Context
+from moorage.services.downloads import DownloadCounter
 from moorage.store.queries import FileView, find_file
 from moorage.web.responses import not_found
 from moorage.web.simple import PageCache
@@ -19,30 +23,81 @@ if TYPE_CHECKING:
     from moorage.web.s3files import S3Downloads
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+log = logging.getLogger(__name__)
+
+
+class CountedResponse(Response):
+    """A file's response, sent unchanged; the download is recorded when its status is known.
+
+    Whether it counts depends on what is actually sent (200, a 206 from byte 0, a redirect to
+    the bytes; not a 416 or a failure before the first byte), so the status is read as it
+    goes out rather than guessed from the request."""
+
+    def __init__(self, inner: Response, counter: DownloadCounter, project: str, request: Request) -> None:
+        # Only __call__ is used; the attributes mirror the inner response for middleware.
+        self.inner = inner
+        self.status_code = inner.status_code
+        self.background = inner.background
+        self.raw_headers = inner.raw_headers
+        self.counter = counter
+        self.project = project
+        self.method = request.method
+        self.request_range = request.headers.get("range")
+        self.user_agent = request.headers.get("user-agent")
+        client = request.scope.get("client")
+        self.address = client[0] if client else ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def observe(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._note(message)
+            await send(message)
+
+        await self.inner(scope, receive, observe)
+
+    def _note(self, message: Message) -> None:
+        try:
+            status = int(message["status"])
+            content_range = None
+            if status == 206:
+                for name, value in message.get("headers") or ():
+                    if name.lower() == b"content-range":
+                        content_range = value.decode("latin-1")
+                        break
+            if counts_as_download(self.method, status, self.request_range, content_range):
+                self.counter.record(self.project, self.address, self.user_agent)
+        except Exception:  # counting never fails a download
+            log.exception("recording a download failed")
 
 
 class FileViews:
     """Downloads for one index root: the default one, or the opt-in root of pending removals."""
 
-    def __init__(self, ctx: Context, cache: PageCache, *, pending_root: bool = False) -> None:
+    def __init__(self, ctx: Context, cache: PageCache, *, pending_root: bool = False,
+                 downloads: DownloadCounter | None = None) -> None:
         self.ctx = ctx
         self.cache = cache
         self.pending_root = pending_root
         # Bytes never change under a filename, so a hit is remembered; but a quarantine or a
         # deletion can withdraw a file, so a project's entries are dropped whenever the project
         # changes, and an entry lasts only until its project's announced removal takes effect.
-        self._known: dict[str, tuple[FileView, datetime | None]] = {}
+        # The entry keeps the file's project too: counting a download needs it, and a hit
+        # must not cost a query.
+        self._known: dict[str, tuple[FileView, str, datetime | None]] = {}
         self._by_project: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         cache.listeners.append(self.forget_projects)
         self.remote = _remote_downloads(ctx)  # None: the file store, answered below as it always was
+        # None with `[downloads] count = false`: responses are not even wrapped.
+        self.downloads = downloads if downloads is not None and downloads.enabled else None
 
-    def _lookup(self, filename: str) -> FileView | None:
+    def _lookup(self, filename: str) -> tuple[FileView, str] | None:
+        """The offered file of this name and its project's normalized name."""
         self.cache.sync()
         now = self.ctx.clock.now()
         hit = self._known.get(filename)
-        if hit is not None and (hit[1] is None or now < hit[1]):
-            return hit[0]
+        if hit is not None and (hit[2] is None or now < hit[2]):
+            return hit[0], hit[1]
         with self.ctx.db.read() as conn:
             found = find_file(conn, filename, now=now, pending_root=self.pending_root)
         if found is None:
@@ -53,9 +108,9 @@ class FileViews:
             if len(self._known) > 100_000:
                 self._known.clear()
                 self._by_project.clear()
-            self._known[filename] = (view, valid_until)
+            self._known[filename] = (view, project, valid_until)
             self._by_project.setdefault(project, set()).add(filename)
-        return view
+        return view, project
 
     def forget_projects(self, projects: set[str]) -> None:
         with self._lock:
@@ -67,12 +122,13 @@ class FileViews:
         sha256 = request.path_params["sha256"]
         filename: str = request.path_params["filename"]
         want_metadata = False
-        view = await to_thread.run_sync(self._lookup, filename)
-        if view is None and filename.endswith(".metadata"):
+        found = await to_thread.run_sync(self._lookup, filename)
+        if found is None and filename.endswith(".metadata"):
             want_metadata = True
-            view = await to_thread.run_sync(self._lookup, filename[: -len(".metadata")])
-        if view is None or view.sha256 != sha256:
+            found = await to_thread.run_sync(self._lookup, filename[: -len(".metadata")])
+        if found is None or found[0].sha256 != sha256:
             return not_found(f"no file {filename!r} on this index")
+        view, project = found
         if want_metadata:
             if view.metadata_sha256 is None:
                 return not_found(f"{view.filename} has no separately served metadata (PEP 658)")
@@ -83,15 +139,20 @@ class FileViews:
                 media_type="text/plain; charset=utf-8",
                 headers={"etag": f'"{view.metadata_sha256}"', "cache-control": IMMUTABLE},
             )
+        response: Response
         if self.remote is not None:
-            return await self.remote.respond(request, view, want_metadata=False)
-        return FileResponse(
-            self.ctx.blobs.path(view.sha256),
-            media_type="application/octet-stream",
-            headers={"etag": f'"{view.sha256}"', "cache-control": IMMUTABLE},
-            content_disposition_type="attachment",
-            filename=view.filename,
-        )
+            response = await self.remote.respond(request, view, want_metadata=False)
+        else:
+            response = FileResponse(
+                self.ctx.blobs.path(view.sha256),
+                media_type="application/octet-stream",
+                headers={"etag": f'"{view.sha256}"', "cache-control": IMMUTABLE},
+                content_disposition_type="attachment",
+                filename=view.filename,
+            )
+        if self.downloads is None or request.method != "GET":  # a HEAD is not a download
+            return response
+        return CountedResponse(response, self.downloads, project, request)
 
 
 def _remote_downloads(ctx: Context) -> S3Downloads | None:

@@ -14,6 +14,7 @@ from moorage.domain.clock import isoformat_z
 from moorage.domain.lifecycle import LifecyclePolicy, check_upload_window, release_facts, upload_window_closes
 from moorage.domain.names import is_valid_name, normalize
 from moorage.services.context import Context
+from moorage.store.downloads import ProjectDownloads, project_downloads
 from moorage.store.queries import FileView, ProjectView, ReleaseView, load_project
 from moorage.web.responses import not_found
 from moorage.web.simple import file_url
@@ -95,6 +96,18 @@ def _windows(view: ProjectView, policy: LifecyclePolicy, now: datetime) -> dict[
     return out
 
 
+def _downloads(counts: ProjectDownloads) -> dict[str, Any]:
+    """PyPI's ``downloads`` key (there always -1), filled here: the 'client' kind; mirrors apart."""
+    critical = counts.critical
+    return {
+        "downloads": counts.client.as_dict(),
+        "mirror_downloads": counts.mirror.as_dict(),
+        "critical": None if critical is None else {
+            "since": isoformat_z(critical.since), "grace_until": isoformat_z(critical.grace_until),
+            "rule": critical.rule},
+    }
+
+
 def _info(view: ProjectView, release: ReleaseView, base: str, window: dict[str, Any]) -> dict[str, Any]:
     meta = release.metadata
     info: dict[str, Any] = {"name": view.name, "version": release.version}
@@ -125,9 +138,13 @@ class JSONAPI:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def _load(self, name: str) -> ProjectView | None:
+    def _load(self, name: str) -> tuple[ProjectView, ProjectDownloads] | None:
+        now = self.ctx.clock.now()
         with self.ctx.db.read() as conn:
-            return load_project(conn, name, now=self.ctx.clock.now())
+            view = load_project(conn, name, now=now)
+            if view is None:
+                return None
+            return view, project_downloads(conn, name, now.date())
 
     async def project(self, request: Request) -> Response:
         return await self._answer(request, request.path_params["name"], None)
@@ -142,13 +159,15 @@ class JSONAPI:
         if normalized != name:
             tail = f"{version}/json" if version else "json"
             return RedirectResponse(f"{request.scope.get('root_path', '')}/pypi/{normalized}/{tail}", 301)
-        view = await to_thread.run_sync(self._load, normalized)
+        loaded = await to_thread.run_sync(self._load, normalized)
+        view, counts = loaded if loaded is not None else (None, None)
         if view is not None and view.status == "quarantined":
             because = f": {view.status_reason}" if view.status_reason else ""
             return not_found(f"{normalized} is quarantined{because}", as_json=True)
-        if view is None or not view.releases:
+        if view is None or counts is None or not view.releases:
             return not_found("no project of this name on this index", as_json=True)
         base = str(request.base_url)
+        downloads = _downloads(counts)
         by_version: dict[str, list[dict[str, Any]]] = {r.version: [] for r in view.releases}
         for f in view.files:
             by_version.setdefault(f.version, []).append(_file_json(f, base))
@@ -157,7 +176,7 @@ class JSONAPI:
         if version is None:
             latest = _latest(view)
             doc = {
-                "info": _info(view, latest, base, windows[latest.version]),
+                "info": _info(view, latest, base, windows[latest.version]) | downloads,
                 "last_serial": view.last_serial,
                 "releases": by_version,
                 "upload_windows": windows,
@@ -172,7 +191,7 @@ class JSONAPI:
         for release in view.releases:
             if Version(release.version) == wanted:
                 doc = {
-                    "info": _info(view, release, base, windows[release.version]),
+                    "info": _info(view, release, base, windows[release.version]) | downloads,
                     "last_serial": view.last_serial,
                     "urls": by_version[release.version],
                     "vulnerabilities": [],

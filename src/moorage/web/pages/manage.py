@@ -21,7 +21,7 @@ from moorage.services import deletion, handover, lifecycle, removal
 from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.manage_view import manage_view
-from moorage.web.pages.account import sign_in_needed
+from moorage.web.pages.account import fresh_factor_gate, sign_in_needed
 from moorage.web.pages.render import message, page
 from moorage.web.pages.session import WebAuth
 
@@ -47,6 +47,7 @@ class FormAction:
     run: Run
     label: str  # past tense, for the page after
     confirm: bool = False  # destructive: the project's name must be typed again
+    fresh: bool = False  # sensitive: a recent second-factor check, if the account has a factor
 
 
 FORM_ACTIONS: dict[str, FormAction] = {
@@ -56,7 +57,7 @@ FORM_ACTIONS: dict[str, FormAction] = {
                          "Yank taken back"),
     "delete": FormAction(lambda c, p, u, f: deletion.delete(c, p, optional(f, "version"), optional(f, "filename"),
                                                             reason=optional(f, "reason"), as_user=u),
-                         "Deleted", confirm=True),
+                         "Deleted", confirm=True, fresh=True),
     "reopen": FormAction(lambda c, p, u, f: lifecycle.reopen(c, p, f["version"], reason=f.get("reason", ""),
                                                              days=_days(f), as_user=u), "Reopened"),
     "archive": FormAction(lambda c, p, u, f: lifecycle.set_status(c, p, "archived", reason=optional(f, "reason"),
@@ -74,7 +75,7 @@ FORM_ACTIONS: dict[str, FormAction] = {
     "invite": FormAction(lambda c, p, u, f: handover.invite(c, p, f.get("user", ""), role=f.get("role") or
                                                             "maintainer", as_user=u), "Invitation sent"),
     "transfer": FormAction(lambda c, p, u, f: handover.invite(c, p, f.get("user", ""), transfer=True, as_user=u),
-                           "Transfer offered", confirm=True),
+                           "Transfer offered", confirm=True, fresh=True),
     "leave": FormAction(lambda c, p, u, f: handover.leave(c, p, as_user=u), "Left", confirm=True),
     "accept": FormAction(lambda c, p, u, f: handover.answer(c, p, as_user=u), "Invitation accepted"),
     "decline": FormAction(lambda c, p, u, f: handover.answer(c, p, as_user=u, accept=False), "Invitation declined"),
@@ -88,6 +89,17 @@ def clean_form(form: FormData) -> dict[str, str]:
     NUL characters (no database text holds them; no person types them)."""
     return {k: v.replace("\x00", "").strip()[:2000] for k, v in form.items()
             if isinstance(v, str) and k != "csrf_token"}
+
+
+def _sensitive(verb: str, project: str, form: dict[str, str]) -> str:
+    """What the second-factor check is for, in the words of the page asking for it."""
+    if verb == "transfer":
+        return f"offering {project} to {form.get('user', '')} as its new owner"
+    if form.get("filename"):
+        return f"deleting {form['filename']}"
+    if form.get("version"):
+        return f"deleting release {form['version']} of {project}"
+    return f"deleting the project {project}"
 
 
 class ManagePages:
@@ -133,6 +145,10 @@ class ManagePages:
         if action.confirm and normalize(form.get("confirm", "") or "-") != project:
             return message(visitor, "Not confirmed", f"type the project's name, {project}, to confirm", 400,
                            rule="confirmation-required", back=back)
+        if action.fresh:
+            gate = await fresh_factor_gate(self.ctx, request, visitor, raw, _sensitive(verb, project, form), back)
+            if gate is not None:
+                return gate
         user = visitor.user.name
         try:
             await to_thread.run_sync(lambda: action.run(self.ctx, project, user, form))

@@ -13,11 +13,13 @@ from packaging.version import InvalidVersion, Version
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from moorage.domain.downloads import grace_wording
 from moorage.domain.events import PUBLIC_ACTIONS
 from moorage.domain.lifecycle import check_upload_window, release_facts, upload_window_closes
 from moorage.domain.names import is_valid_name, normalize
 from moorage.services.context import Context
 from moorage.services.log import LogService
+from moorage.store.downloads import ProjectDownloads, project_downloads
 from moorage.store.queries import EventView, FileView, ProjectView, ReleaseView, list_events, load_project
 from moorage.store.tables import events, log_entries
 from moorage.web.pages.catalog_cache import CatalogCache
@@ -27,6 +29,16 @@ from moorage.web.pages.session import Visitor, WebAuth
 from moorage.web.simple import file_url
 
 MAX_QUERY = 200
+
+
+def span_text(seconds: float) -> str:
+    """A duration for a sentence: "an hour", "30 minutes", "5 seconds"."""
+    whole = round(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if whole >= size and whole % size == 0:
+            n = whole // size
+            return f"an {unit}" if n == 1 and unit == "hour" else f"a {unit}" if n == 1 else f"{n} {unit}s"
+    return "a second" if whole <= 1 else f"{whole} seconds"
 
 
 def safe_url(value: object) -> str | None:
@@ -87,28 +99,34 @@ class PublicPages:
         results = await to_thread.run_sync(self.catalog.search, query) if query.strip() else []
         return page(visitor, "search.html", query=query, results=results)
 
-    async def _project(self, request: Request, suffix: str = "") -> tuple[Visitor, ProjectView | Response]:
+    async def _project(self, request: Request, suffix: str = "", *, downloads: bool = False
+                       ) -> tuple[Visitor, ProjectView | Response, ProjectDownloads | None]:
+        """The project of the URL (or the response instead: not found, deleted, a redirect to
+        the normalized name); with ``downloads``, its counts and critical designation, read in
+        the same connection."""
         visitor = await self.auth.visitor(request)
         name = request.path_params["name"]
         if not is_valid_name(name):
-            return visitor, self.not_found(visitor, "There is no project of this name on this index.")
+            return visitor, self.not_found(visitor, "There is no project of this name on this index."), None
         normalized = normalize(name)
         if normalized != name:
-            return visitor, RedirectResponse(f"/project/{normalized}/{suffix}", 301)
+            return visitor, RedirectResponse(f"/project/{normalized}/{suffix}", 301), None
         now = self.ctx.clock.now()
 
-        def load() -> ProjectView | None:
+        def load() -> tuple[ProjectView | None, ProjectDownloads | None]:
             with self.ctx.db.read() as conn:
-                return load_project(conn, normalized, offered_only=False, now=now)
+                found = load_project(conn, normalized, offered_only=False, now=now)
+                counts = project_downloads(conn, normalized, now.date()) if found is not None and downloads else None
+                return found, counts
 
-        view = await to_thread.run_sync(load)
+        view, counts = await to_thread.run_sync(load)
         if view is None:
-            return visitor, self.not_found(visitor, "There is no project of this name on this index.")
+            return visitor, self.not_found(visitor, "There is no project of this name on this index."), None
         if view.deleted_at is not None:
             return visitor, page(visitor, "message.html", 404, title="Deleted",
                                        message=f"The project {view.name} was deleted; its name cannot be "
-                                               "registered by anyone else.")
-        return visitor, view
+                                               "registered by anyone else."), None
+        return visitor, view, counts
 
     def _releases(self, view: ProjectView) -> list[ReleaseRow]:
         now = self.ctx.clock.now()
@@ -139,8 +157,23 @@ class PublicPages:
         return {"status": view.status, "reason": view.status_reason, "successor": view.successor,
                 "removal_at": removal, "removed": removal is not None and now >= removal}
 
+    def _critical(self, counts: ProjectDownloads | None) -> dict[str, Any] | None:
+        if counts is None or counts.critical is None:
+            return None
+        critical = counts.critical
+        return {"since": critical.since, "grace_until": critical.grace_until, "rule": critical.rule,
+                "wording": grace_wording(critical.grace_until, self.ctx.clock.now())}
+
+    def _counting(self) -> dict[str, str] | None:
+        """How the counts are made, for the small print (None: counting is off)."""
+        settings = self.ctx.settings.downloads
+        if not settings.count:
+            return None
+        window = settings.dedupe_window.total_seconds()
+        return {"window": span_text(window) if window else "", "delay": span_text(settings.flush_interval)}
+
     async def project(self, request: Request) -> Response:
-        visitor, view = await self._project(request)
+        visitor, view, counts = await self._project(request, downloads=True)
         if isinstance(view, Response):
             return view
         rows = self._releases(view)
@@ -151,11 +184,12 @@ class PublicPages:
                                          meta.get("description_content_type")) if meta.get("description") else None
         return page(visitor, "project.html", project=view, status=self._status(view), rows=rows,
                           latest=latest, meta=meta, description=description, urls=project_urls(meta),
-                          file_url=file_url, simple=str(request.base_url) + "simple/")
+                          file_url=file_url, simple=str(request.base_url) + "simple/", downloads=counts,
+                          critical=self._critical(counts), counting=self._counting())
 
     async def release(self, request: Request) -> Response:
         version = request.path_params["version"]
-        visitor, view = await self._project(request, suffix=f"{quote(version)}/")
+        visitor, view, counts = await self._project(request, suffix=f"{quote(version)}/", downloads=True)
         if isinstance(view, Response):
             return view
         try:
@@ -173,10 +207,10 @@ class PublicPages:
                                          meta.get("description_content_type")) if meta.get("description") else None
         return page(visitor, "release.html", project=view, status=self._status(view), row=row, meta=meta,
                           description=description, urls=project_urls(meta), file_url=file_url,
-                          simple=str(request.base_url) + "simple/")
+                          simple=str(request.base_url) + "simple/", critical=self._critical(counts))
 
     async def history(self, request: Request) -> Response:
-        visitor, view = await self._project(request, suffix="history/")
+        visitor, view, _counts = await self._project(request, suffix="history/")
         if isinstance(view, Response):
             return view
         is_admin = visitor.user is not None and visitor.user.is_admin

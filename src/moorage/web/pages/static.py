@@ -1,4 +1,4 @@
-"""The stylesheet: read once, served with a validator so browsers revalidate cheaply."""
+"""The stylesheet and the security-key script: read once, served with a validator so browsers revalidate cheaply."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from importlib import resources
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-_FILES = {"style.css": "text/css"}
+# webauthn.js runs only on the security-key pages (their CSP allows scripts from here).
+_FILES = {"style.css": "text/css", "webauthn.js": "text/javascript"}
 _CACHE: dict[str, tuple[bytes, str]] = {}
 
 

@@ -1,0 +1,47 @@
+"""`moorage user reset-factors USER --reason TEXT`: the operator's escape hatch for a person who
+lost every second factor and every recovery code (see docs/accounts.md)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+
+from moorage.config import load_settings
+from moorage.services import factors
+from moorage.services.context import open_context
+
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+
+def register(user: Any) -> None:
+    """Add `reset-factors` to the `moorage user` subcommands (the subparsers of `user`)."""
+    p: argparse.ArgumentParser = user.add_parser(
+        "reset-factors", help="remove all of a user's second factors and recovery codes (recorded, with the reason)",
+        description="Remove every second factor (authenticator apps, security keys) and every recovery code of "
+                    "USER, and end the sign-ins waiting for a factor. The user then signs in with the password "
+                    "alone and should enrol a factor again. Check who is asking before you do this: it undoes "
+                    "the protection the factors gave. The event records the reason.")
+    p.add_argument("--config", help="TOML configuration file (or MOORAGE_CONFIG)")
+    p.add_argument("--data-dir", help="data directory (or MOORAGE_DATA_DIR; default ./moorage-data)")
+    p.add_argument("name", metavar="USER")
+    p.add_argument("--reason", required=True, help="why (recorded with the event)")
+    p.set_defaults(func=cmd_reset_factors)
+
+
+def cmd_reset_factors(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    ctx = open_context(settings)
+    try:
+        if settings.is_embedded and not ctx.db.is_current():
+            ctx.db.upgrade()
+        removed = factors.reset_factors(ctx, args.name, reason=args.reason, actor="cli")
+    finally:
+        ctx.close()
+    if removed:
+        err.print(f"removed {removed} second factor{'s' if removed != 1 else ''} and the recovery codes of "
+                  f"{args.name}; they sign in with the password alone until they enrol a factor again")
+    else:
+        err.print(f"{args.name} had no second factor to remove")
+    return 0
