@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -28,6 +29,25 @@ from tests.support.dists import make_wheel
 
 PIP = "pip/24.0 CPython/3.12.1"
 MIRROR = "bandersnatch/6.5.0 (cpython 3.12.1-final0, Linux x86_64)"
+
+def run_in_own_loop(coroutine: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run in a thread of its own: another test in this process (Playwright's sync API)
+    may keep an event loop running in the main thread, where asyncio.run refuses to start."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the event loop did not finish within 60 s"
+    if failure:
+        raise failure[0]
+
 
 
 @pytest.fixture
@@ -247,7 +267,7 @@ def test_counting_off_records_nothing(ctx: Context, projects: dict[str, int]) ->
         assert counter._task is None  # no background task either
         await counter.stop()
 
-    asyncio.run(lifespan())
+    run_in_own_loop(lifespan())
     assert stored(ctx) == {}
 
 
@@ -269,7 +289,7 @@ def test_the_lifespan_task_flushes_periodically_and_at_stop(ctx: Context, projec
         counter.record("beta", "10.0.0.2", PIP)
         await counter.stop()  # ... so only the stop writes these
 
-    asyncio.run(lifespan())
+    run_in_own_loop(lifespan())
     assert sums_of(ctx, "alpha")[0].last_day == 2
     assert sums_of(ctx, "beta")[0].last_day == 1
     assert counter.pending() == 0
