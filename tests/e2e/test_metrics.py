@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import time
@@ -24,6 +23,7 @@ from moorage.web import metrics
 from moorage.web.home import Home
 from tests.support import clients
 from tests.support.dists import make_wheel
+from tests.support.loops import run_in_own_loop
 from tests.support.server import Server, start_server
 from tests.support.upload import post_upload
 
@@ -221,7 +221,7 @@ def test_each_server_start_has_a_fresh_metrics_directory(two_workers: Server) ->
 # -- in process: the parts the real server cannot easily be made to show -------------------------
 def _health(ctx: object) -> tuple[int, str]:
     request = Request({"type": "http", "method": "GET", "path": "/healthz", "headers": []})
-    response = asyncio.run(Home(ctx).health(request))  # type: ignore[arg-type]
+    response = run_in_own_loop(Home(ctx).health(request))  # type: ignore[arg-type]
     return response.status_code, bytes(response.body).decode()
 
 

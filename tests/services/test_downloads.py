@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -26,27 +25,10 @@ from moorage.store.downloads import CriticalView, add_counts, project_downloads,
 from moorage.store.tables import critical_projects, download_counts
 from tests.services.helpers import upload
 from tests.support.dists import make_wheel
+from tests.support.loops import run_in_own_loop
 
 PIP = "pip/24.0 CPython/3.12.1"
 MIRROR = "bandersnatch/6.5.0 (cpython 3.12.1-final0, Linux x86_64)"
-
-def run_in_own_loop(coroutine: Coroutine[Any, Any, None]) -> None:
-    """asyncio.run in a thread of its own: another test in this process (Playwright's sync API)
-    may keep an event loop running in the main thread, where asyncio.run refuses to start."""
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(coroutine)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(60)
-    assert not thread.is_alive(), "the event loop did not finish within 60 s"
-    if failure:
-        raise failure[0]
 
 
 
