@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from moorage.audit import fetch
 from moorage.domain.names import normalize
 from moorage.domain.simulation import ProjectHistory, UploadRecord
 
-PEP691_JSON = "application/vnd.pypi.simple.v1+json"
 # Called with the number of units done since the last call (bytes of a file, or pages).
 Advance = Callable[[int], None]
 
@@ -123,24 +121,15 @@ def read_path(path: Path, advance: Advance | None = None) -> Iterator[ProjectHis
     return read_json_lines(path, advance)
 
 
-def fetch_page(index_url: str, project: str, timeout: float = 30.0) -> Any:
-    url = index_url.rstrip("/") + "/" + normalize(project) + "/"
-    request = urllib.request.Request(url, headers={"Accept": PEP691_JSON, "User-Agent": "moorage-simulate"})
+def fetch_page(index_url: str, project: str) -> Any:
+    """One project page from a PEP 691 index, through the same client `moorage audit` uses."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            kind = response.headers.get("Content-Type", "")
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        raise HistoryError(f"{url}: the index answered {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise HistoryError(f"{url}: the index cannot be reached ({reason})") from None
-    if PEP691_JSON not in kind:
-        raise HistoryError(f"{url}: the index did not answer with PEP 691 JSON (Content-Type {kind or 'none'})")
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HistoryError(f"{url}: the page is not JSON ({exc})") from None
+        page = fetch.fetch_page(fetch.project_url(index_url, project))
+    except fetch.FetchError as exc:
+        raise HistoryError(str(exc)) from None
+    if page.gone is not None:
+        raise HistoryError(f"{page.url}: the index answered {page.gone}: it has no project {normalize(project)}")
+    return page.doc
 
 
 def read_index(index_url: str, projects: list[str], advance: Advance | None = None,

@@ -8,7 +8,6 @@ forwarded_allow_ips), so a test stands for several clients by sending that heade
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import secrets
@@ -18,7 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import pytest
 import sqlalchemy as sa
@@ -29,7 +28,7 @@ from moorage.store.tables import critical_projects, projects
 from tests.support import clients
 from tests.support.dists import Dist, make_sdist, make_wheel
 from tests.support.s3 import AWS_ENV, MotoServer, moto_or_skip
-from tests.support.server import Server, database_url, start_server
+from tests.support.server import Server, database_url, raw_request, start_server
 from tests.support.upload import post_upload
 
 pytestmark = pytest.mark.slow
@@ -45,22 +44,8 @@ def one(n: int) -> dict[str, int]:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def request(url: str, method: str = "GET", headers: dict[str, str] | None = None
-            ) -> tuple[int, dict[str, str], bytes]:
-    parts = urlsplit(url)
-    assert parts.hostname == "127.0.0.1"
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    try:
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request(method, target, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
 def get_file(url: str, address: str, agent: str = PIP, **headers: str) -> int:
-    status, _headers, _body = request(url, headers={"X-Forwarded-For": address, "User-Agent": agent,
+    status, _headers, _body = raw_request(url, headers={"X-Forwarded-For": address, "User-Agent": agent,
                                                     **{k.replace("_", "-"): v for k, v in headers.items()}})
     return status
 
@@ -73,13 +58,13 @@ def publish(server: Server, *dists: Dist) -> None:
 
 def file_urls(server: Server, project: str) -> dict[str, str]:
     page = server.simple + project + "/"
-    status, _h, body = request(page, headers={"Accept": JSON_V1})
+    status, _h, body = raw_request(page, headers={"Accept": JSON_V1})
     assert status == 200, body
     return {f["filename"]: urljoin(page, f["url"]) for f in json.loads(body)["files"]}
 
 
 def info(server: Server, project: str) -> dict[str, Any]:
-    status, _h, body = request(f"{server.url}pypi/{project}/json")
+    status, _h, body = raw_request(f"{server.url}pypi/{project}/json")
     assert status == 200, body
     found: dict[str, Any] = json.loads(body)["info"]
     return found
@@ -104,7 +89,7 @@ def settle(server: Server, seconds: float = 1.0) -> None:
 
 
 def project_page(server: Server, project: str) -> str:
-    status, _h, body = request(f"{server.url}project/{project}/", headers={"Accept": "text/html"})
+    status, _h, body = raw_request(f"{server.url}project/{project}/", headers={"Accept": "text/html"})
     assert status == 200, body
     return body.decode()
 
@@ -163,7 +148,7 @@ def test_pip_download_is_counted_and_shown(counted: Server, unique: str, dists: 
     assert "shows here within a second" in page
     assert 'id="critical"' not in page
     # The release's JSON carries the same keys.
-    status, _h, body = request(f"{counted.url}pypi/{name}/1.0/json")
+    status, _h, body = raw_request(f"{counted.url}pypi/{name}/1.0/json")
     assert status == 200 and json.loads(body)["info"]["downloads"] == one(1)
 
 
@@ -204,7 +189,7 @@ def test_what_is_not_a_download(counted: Server, unique: str, dists: Path) -> No
     size = len(wheel.path.read_bytes())
     other_sha = "0" * 64
     # Each from an address of its own, so the dedupe window cannot hide a wrong count.
-    status, _h, body = request(url, "HEAD", {"X-Forwarded-For": "203.0.113.1"})
+    status, _h, body = raw_request(url, "HEAD", {"X-Forwarded-For": "203.0.113.1"})
     assert status == 200 and body == b""
     assert get_file(url + ".metadata", "203.0.113.2") == 200
     assert get_file(url.replace(wheel.sha256, other_sha), "203.0.113.3") == 404
@@ -245,7 +230,7 @@ def test_critical_notice_on_the_page_and_in_the_json(counted: Server, unique: st
         text = re.sub(r"<[^>]+>", "", notice.group(1))
         assert text.startswith("Critical project since 05 Jan 2026 12:00 UTC (top 1% by 30-day downloads);")
         assert f"two-factor authentication from {ahead.strftime('%d %b %Y %H:%M UTC')}." in text
-        status, _h, body = request(f"{counted.url}project/{name}/1.0/", headers={"Accept": "text/html"})
+        status, _h, body = raw_request(f"{counted.url}project/{name}/1.0/", headers={"Accept": "text/html"})
         assert status == 200 and b'id="critical"' in body
 
         # Once the grace period is over: "since".
@@ -342,7 +327,7 @@ def test_downloads_from_the_s3_store_are_counted(moto: MotoServer, mode: str, tm
         assert get_file(url, "192.0.2.1") == expected
         assert get_file(url, "192.0.2.2", MIRROR) == expected
         assert get_file(url, "192.0.2.1") == expected  # the same address again
-        status, _h, _b = request(url, "HEAD", {"X-Forwarded-For": "192.0.2.3"})
+        status, _h, _b = raw_request(url, "HEAD", {"X-Forwarded-For": "192.0.2.3"})
         assert status == 200
         assert get_file(url, "192.0.2.4", range="bytes=10-") == (302 if mode == "redirect" else 206)
         assert get_file(url + ".metadata", "192.0.2.5") == expected

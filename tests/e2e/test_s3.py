@@ -6,7 +6,6 @@ Skipped, with the reason, only when moto's server cannot start; in CI (CI set) i
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import secrets
 import urllib.request
@@ -23,7 +22,7 @@ from moorage.config import BlobSettings
 from tests.support import clients
 from tests.support.dists import Dist, make_sdist, make_wheel
 from tests.support.s3 import AWS_ENV, MotoServer, moto_or_skip
-from tests.support.server import Server, cli_env, run_cli, start_server
+from tests.support.server import Server, cli_env, raw_request, run_cli, start_server
 from tests.support.upload import post_upload
 
 pytestmark = pytest.mark.slow
@@ -98,20 +97,6 @@ def s3_index(moto: MotoServer, tmp_path: Path, request: pytest.FixtureRequest) -
         server.stop()
 
 
-def _request(url: str, method: str = "GET", headers: dict[str, str] | None = None
-             ) -> tuple[int, dict[str, str], bytes]:
-    """One request, redirects not followed: (status, headers with lower-case names, body)."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    try:
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request(method, target, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
 def _publish(index: S3Index, *dists: Dist) -> None:
     result = clients.twine_upload(index.server.legacy, index.server.admin_token, *(d.path for d in dists))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -148,31 +133,31 @@ def test_uploads_land_in_the_bucket_and_pip_installs_streamed(s3_index: S3Index,
     assert clients.installed(venv)["harbour"] == "1.0"
 
     url, data = files[wheel.filename]["absolute"], wheel.path.read_bytes()
-    status, headers, body = _request(url)
+    status, headers, body = raw_request(url)
     assert (status, body) == (200, data)
     assert headers["etag"] == f'"{wheel.sha256}"'
     assert "immutable" in headers["cache-control"]
     assert headers["content-length"] == str(len(data))
     assert headers["content-disposition"] == f'attachment; filename="{wheel.filename}"'
 
-    status, headers, body = _request(url, "HEAD")
+    status, headers, body = raw_request(url, "HEAD")
     assert (status, body, headers["content-length"]) == (200, b"", str(len(data)))
     assert headers["etag"] == f'"{wheel.sha256}"'
 
-    status, headers, body = _request(url, headers={"Range": "bytes=0-9"})
+    status, headers, body = raw_request(url, headers={"Range": "bytes=0-9"})
     assert (status, body) == (206, data[:10])
     assert headers["content-range"] == f"bytes 0-9/{len(data)}"
     assert headers["content-length"] == "10"
-    status, headers, body = _request(url, headers={"Range": "bytes=-22"})  # the zip's end record
+    status, headers, body = raw_request(url, headers={"Range": "bytes=-22"})  # the zip's end record
     assert (status, body) == (206, data[-22:])
     assert headers["content-range"] == f"bytes {len(data) - 22}-{len(data) - 1}/{len(data)}"
-    status, headers, _ = _request(url, headers={"Range": f"bytes={len(data) + 10}-{len(data) + 20}"})
+    status, headers, _ = raw_request(url, headers={"Range": f"bytes={len(data) + 10}-{len(data) + 20}"})
     assert (status, headers["content-range"]) == (416, f"bytes */{len(data)}")
 
-    status, headers, body = _request(url + ".metadata")
+    status, headers, body = raw_request(url + ".metadata")
     assert (status, body) == (200, wheel.metadata)
     assert headers["etag"] == f'"{hashlib.sha256(wheel.metadata).hexdigest()}"'
-    status, headers, body = _request(url + ".metadata", headers={"Range": "bytes=0-16"})
+    status, headers, body = raw_request(url + ".metadata", headers={"Range": "bytes=0-16"})
     assert (status, body) == (206, wheel.metadata[:17])
     assert headers["content-range"] == f"bytes 0-16/{len(wheel.metadata)}"
 
@@ -187,7 +172,7 @@ def test_redirected_downloads_go_to_a_presigned_url(s3_index: S3Index, dists: Pa
     (found,) = s3_index.files("mooring")
     data = wheel.path.read_bytes()
 
-    status, headers, _ = _request(found["absolute"])
+    status, headers, _ = raw_request(found["absolute"])
     assert status == 302
     location = headers["location"]
     assert location.startswith(urlsplit(s3_index.s3.meta.endpoint_url).geturl()), location
@@ -195,13 +180,13 @@ def test_redirected_downloads_go_to_a_presigned_url(s3_index: S3Index, dists: Pa
     assert headers["cache-control"] == "no-store"  # the URL expires; the redirect is not kept
     with urllib.request.urlopen(location, timeout=30) as resp:  # no credentials: the URL is signed
         assert resp.read() == data
-    status, _, body = _request(location, headers={"Range": "bytes=0-9"})
+    status, _, body = raw_request(location, headers={"Range": "bytes=0-9"})
     assert (status, body) == (206, data[:10])
 
-    status, headers, body = _request(found["absolute"], "HEAD")  # answered here: a GET URL refuses HEAD
+    status, headers, body = raw_request(found["absolute"], "HEAD")  # answered here: a GET URL refuses HEAD
     assert (status, body, headers["content-length"]) == (200, b"", str(len(data)))
 
-    status, headers, _ = _request(found["absolute"] + ".metadata")
+    status, headers, _ = raw_request(found["absolute"] + ".metadata")
     assert status == 302
     with urllib.request.urlopen(headers["location"], timeout=30) as resp:
         assert resp.read() == wheel.metadata
@@ -247,7 +232,7 @@ def test_deleted_bytes_stay_in_the_bucket_until_purged_after_retention(s3_index:
     assert s3_index.object_keys() == doomed_keys | kept_keys
 
     s3_index.cli("delete", "quay", "1.1", doomed.filename, "--reason", "published by mistake")
-    assert _request(files[doomed.filename]["absolute"])[0] == 404
+    assert raw_request(files[doomed.filename]["absolute"])[0] == 404
     assert s3_index.object_keys() == doomed_keys | kept_keys  # the bytes stay: an admin may restore
 
     early = s3_index.cli("admin", "purge")
@@ -263,7 +248,7 @@ def test_deleted_bytes_stay_in_the_bucket_until_purged_after_retention(s3_index:
     restore = s3_index.cli("admin", "restore", "quay", "1.1", doomed.filename, "--reason", "too late",
                            check=False)
     assert restore.returncode == 3 and "retention-expired" in restore.stderr, restore.stderr
-    status, _, body = _request(files[kept.filename]["absolute"])
+    status, _, body = raw_request(files[kept.filename]["absolute"])
     assert (status, body) == (200, kept.path.read_bytes())
 
 
@@ -274,15 +259,15 @@ def test_a_missing_bucket_is_a_503_and_nothing_is_committed(s3_index: S3Index, d
     status, reason, body = post_upload(s3_index.server.legacy, s3_index.server.admin_token, wheel.path)
     assert status == 503, (status, reason, body)
     assert "storage" in body and "nothing was changed" in body, body
-    assert _request(s3_index.server.simple + "breakwater/")[0] == 404  # no row without its bytes
+    assert raw_request(s3_index.server.simple + "breakwater/")[0] == 404  # no row without its bytes
     assert _local_blobs(s3_index) == ["tmp"]
-    status, _, body = _request(s3_index.server.url + "healthz")
+    status, _, body = raw_request(s3_index.server.url + "healthz")
     assert status == 503 and body.startswith(b"blob store unreachable"), body
 
     s3_index.s3.create_bucket(Bucket=s3_index.bucket)  # back: the same upload now succeeds
     _publish(s3_index, wheel)
     assert s3_index.object(wheel.sha256) == wheel.path.read_bytes()
-    assert _request(s3_index.server.url + "healthz")[0] == 200
+    assert raw_request(s3_index.server.url + "healthz")[0] == 200
 
 
 # -- the store itself: content addressing, never deleting a failed upload's object ----------
