@@ -16,12 +16,13 @@ import pytest
 import sqlalchemy as sa
 
 from moorage.config import DownloadSettings
+from moorage.domain.accounts import CriticalFacts
 from moorage.domain.clock import ManualClock
 from moorage.domain.downloads import DownloadSums
 from moorage.services.context import Context
 from moorage.services.downloads import DownloadCounter
 from moorage.store.database import Database
-from moorage.store.downloads import CriticalView, add_counts, project_downloads, project_ids
+from moorage.store.downloads import add_counts, project_downloads, project_ids
 from moorage.store.tables import critical_projects, download_counts
 from tests.services.helpers import upload
 from tests.support.dists import make_wheel
@@ -287,7 +288,7 @@ def test_critical_designation_is_read_with_the_counts(ctx: Context, clock: Manua
             project_id=projects["alpha"], since=since, grace_until=since + timedelta(days=30),
             rule="top 1% by 30-day downloads", downloads_30d=12345))
     with ctx.db.read() as conn:
-        assert project_downloads(conn, "alpha", since.date()).critical == CriticalView(
+        assert project_downloads(conn, "alpha", since.date()).critical == CriticalFacts(
             since, since + timedelta(days=30), "top 1% by 30-day downloads")
         assert project_downloads(conn, "beta", since.date()).critical is None
         missing = project_downloads(conn, "no-such-project", since.date())

@@ -57,6 +57,7 @@ class CriticalFacts:
 
     since: datetime
     grace_until: datetime
+    rule: str = ""  # why it was designated, as the rule described itself then
 
 
 def two_factor_applies(policy: AccountPolicy, critical: CriticalFacts | None, now: datetime) -> bool:

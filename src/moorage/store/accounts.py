@@ -19,6 +19,10 @@ def has_second_factor(conn: Connection, user_id: int) -> bool:
 def critical_facts(conn: Connection, project_id: int | None) -> CriticalFacts | None:
     if project_id is None:
         return None
-    row = conn.execute(sa.select(critical_projects.c.since, critical_projects.c.grace_until)
-                       .where(critical_projects.c.project_id == project_id)).first()
-    return CriticalFacts(row.since, row.grace_until) if row is not None else None
+    return designation(conn, critical_projects.c.project_id == project_id)
+
+
+def designation(conn: Connection, where: sa.ColumnElement[bool]) -> CriticalFacts | None:
+    row = conn.execute(sa.select(critical_projects.c.since, critical_projects.c.grace_until, critical_projects.c.rule)
+                       .where(where)).first()
+    return CriticalFacts(row.since, row.grace_until, row.rule) if row is not None else None

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from moorage.domain.accounts import CriticalFacts
 from moorage.domain.downloads import DownloadSums, Kind, earliest_day, sums
+from moorage.store.accounts import designation
 from moorage.store.tables import critical_projects, download_counts, projects
 
 # Rows per INSERT statement: 4 parameters each stays far below SQLite's variable limit.
@@ -54,17 +56,10 @@ def add_counts(conn: Connection, counts: Mapping[tuple[int, date, str], int]) ->
 
 
 @dataclass(frozen=True, slots=True)
-class CriticalView:
-    since: datetime
-    grace_until: datetime
-    rule: str
-
-
-@dataclass(frozen=True, slots=True)
 class ProjectDownloads:
     client: DownloadSums
     mirror: DownloadSums
-    critical: CriticalView | None
+    critical: CriticalFacts | None
 
 
 def project_downloads(conn: Connection, normalized_name: str, today: date) -> ProjectDownloads:
@@ -77,8 +72,5 @@ def project_downloads(conn: Connection, normalized_name: str, today: date) -> Pr
             .where(download_counts.c.project_id == pid, download_counts.c.day >= earliest_day(today),
                    download_counts.c.day <= today))]
     by_kind: dict[Kind, DownloadSums] = sums(rows, today)
-    found = conn.execute(
-        sa.select(critical_projects.c.since, critical_projects.c.grace_until, critical_projects.c.rule)
-        .where(critical_projects.c.project_id == pid)).first()
-    critical = CriticalView(found.since, found.grace_until, found.rule) if found is not None else None
-    return ProjectDownloads(by_kind["client"], by_kind["mirror"], critical)
+    return ProjectDownloads(by_kind["client"], by_kind["mirror"],
+                            designation(conn, critical_projects.c.project_id == pid))
