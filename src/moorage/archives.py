@@ -6,6 +6,7 @@ through a byte budget, so a decompression bomb is refused without filling memory
 
 from __future__ import annotations
 
+import configparser
 import gzip
 import posixpath
 import re
@@ -29,6 +30,11 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 class ArchiveInfo:
     metadata: bytes
     uncompressed_size: int
+    members: frozenset[str] = frozenset()  # every member's name, as written
+    license_root: str = ""  # where a License-File path is found: "<top>/" or "<x>.dist-info/licenses/"
+
+    def has_license_file(self, path: str) -> bool:
+        return self.license_root + path in self.members
 
 
 def _unsafe(reason: str) -> Denied:
@@ -57,7 +63,63 @@ def inspect(path: Path, dist: DistFilename, policy: UploadPolicy) -> ArchiveInfo
     budget = policy.uncompressed_budget(size)
     if dist.packagetype == "bdist_wheel":
         return _inspect_wheel(path, dist, policy, budget)
+    if dist.filename.endswith(".zip"):
+        return _inspect_zip_sdist(path, policy, budget)
     return _inspect_sdist(path, policy, budget)
+
+
+# The compression methods the wheel format (and pip) read; the public index refuses others.
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+
+
+def _zip_members(archive: zipfile.ZipFile, policy: UploadPolicy, budget: int, kind: str) -> tuple[set[str], int]:
+    """Checks every member's name, kind, compression and the expanded total; returns the names."""
+    total = 0
+    seen: set[str] = set()
+    for info in archive.infolist():
+        _check_member_name(info.filename)
+        if info.filename in seen:
+            raise _unsafe(f"archive member {info.filename!r} appears twice")
+        seen.add(info.filename)
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise _unsafe(f"archive member {info.filename!r} is a symbolic link")
+        if info.compress_type not in _ZIP_METHODS:
+            raise _invalid(f"archive member {info.filename!r} uses a compression method other than "
+                           "stored or deflated")
+        total += info.file_size
+        if total > budget:
+            raise _unsafe(
+                f"the {kind} expands to more than {budget} bytes "
+                f"(compression ratio limit {policy.max_compression_ratio:g}); refused as a decompression bomb"
+            )
+    return seen, total
+
+
+def _inspect_zip_sdist(path: Path, policy: UploadPolicy, budget: int) -> ArchiveInfo:
+    """A .zip source distribution of an older release: one top-level directory with PKG-INFO."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise _invalid(f"the sdist is not a valid zip file: {exc}") from None
+    with archive:
+        seen, total = _zip_members(archive, policy, budget, "sdist")
+        tops = {name.split("/", 1)[0] for name in seen if name.strip("/")}
+        if len(tops) != 1 or not any("/" in name for name in seen):
+            raise _invalid("an sdist must contain a single top-level directory")
+        top = tops.pop()
+        if f"{top}/PKG-INFO" not in seen:
+            raise _invalid("the sdist has no PKG-INFO in its top-level directory")
+        return ArchiveInfo(_read_zip_member(archive, f"{top}/PKG-INFO", policy), total, frozenset(seen), f"{top}/")
+
+
+def _read_zip_member(archive: zipfile.ZipFile, name: str, policy: UploadPolicy) -> bytes:
+    info = archive.getinfo(name)
+    if info.file_size > policy.max_metadata_size:
+        raise _invalid(f"{name} is larger than {policy.max_metadata_size} bytes")
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+        raise _invalid(f"cannot read {name}: {exc}") from None
 
 
 def _inspect_wheel(path: Path, dist: DistFilename, policy: UploadPolicy, budget: int) -> ArchiveInfo:
@@ -66,41 +128,44 @@ def _inspect_wheel(path: Path, dist: DistFilename, policy: UploadPolicy, budget:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise _invalid(f"the wheel is not a valid zip file: {exc}") from None
     with archive:
-        total = 0
-        seen: set[str] = set()
-        dist_infos: set[str] = set()
-        for info in archive.infolist():
-            parts = _check_member_name(info.filename)
-            if info.filename in seen:
-                raise _unsafe(f"archive member {info.filename!r} appears twice")
-            seen.add(info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise _unsafe(f"archive member {info.filename!r} is a symbolic link")
-            total += info.file_size
-            if total > budget:
-                raise _unsafe(
-                    f"the wheel expands to more than {budget} bytes "
-                    f"(compression ratio limit {policy.max_compression_ratio:g}); refused as a decompression bomb"
-                )
-            if parts and parts[0].endswith(".dist-info"):
-                dist_infos.add(parts[0])
+        seen, total = _zip_members(archive, policy, budget, "wheel")
+        dist_infos = {name.split("/", 1)[0] for name in seen if name.split("/", 1)[0].endswith(".dist-info")}
         candidates = [d for d in dist_infos if f"{d}/METADATA" in seen]
         if len(candidates) != 1:
             raise _invalid("the wheel must contain exactly one .dist-info directory with a METADATA file")
         dist_info = candidates[0]
         if normalize(dist_info[: -len(".dist-info")].rsplit("-", 1)[0]) != normalize(dist.name):
             raise _invalid(f"the wheel's {dist_info} does not belong to {dist.name!r}")
-        if f"{dist_info}/WHEEL" not in seen:
-            raise _invalid(f"the wheel has no {dist_info}/WHEEL file")
-        info = archive.getinfo(f"{dist_info}/METADATA")
-        if info.file_size > policy.max_metadata_size:
-            raise _invalid(f"{dist_info}/METADATA is larger than {policy.max_metadata_size} bytes")
-        try:
-            metadata = archive.read(info)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
-            raise _invalid(f"cannot read {dist_info}/METADATA: {exc}") from None
-        return ArchiveInfo(metadata, total)
+        for required in ("WHEEL", "RECORD"):
+            if f"{dist_info}/{required}" not in seen:
+                raise _invalid(f"the wheel has no {dist_info}/{required} file")
+        if f"{dist_info}/entry_points.txt" in seen:
+            _check_entry_points(_read_zip_member(archive, f"{dist_info}/entry_points.txt", policy))
+        return ArchiveInfo(_read_zip_member(archive, f"{dist_info}/METADATA", policy), total,
+                           frozenset(seen), f"{dist_info}/licenses/")
+
+
+# A console or GUI script's name becomes a file name in the installer's bin directory: only
+# what the entry points specification allows, never a path (the public index checks the same).
+_SCRIPT_NAME = re.compile(r"[\w.-]+")
+
+
+def _check_entry_points(raw: bytes) -> None:
+    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # names are case-sensitive
+    try:
+        parser.read_string(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _invalid("the wheel's entry_points.txt is not UTF-8") from None
+    except configparser.Error as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise _invalid(f"the wheel's entry_points.txt is not a valid INI file: {reason}") from None
+    for section in ("console_scripts", "gui_scripts"):
+        if parser.has_section(section):
+            for name in parser[section]:
+                if not _SCRIPT_NAME.fullmatch(name):
+                    raise _invalid(f"the wheel's entry_points.txt names the script {name!r} in [{section}]; "
+                                   "a script name is letters, digits, '_', '.' and '-'")
 
 
 class _BudgetReader:
@@ -130,6 +195,7 @@ class _BudgetReader:
 def _inspect_sdist(path: Path, policy: UploadPolicy, budget: int) -> ArchiveInfo:
     metadata: bytes | None = None
     top: str | None = None
+    names: set[str] = set()
     with path.open("rb") as fh, gzip.GzipFile(fileobj=fh, mode="rb") as gz:
         reader = _BudgetReader(gz, budget, policy)  # type: ignore[arg-type]
         try:
@@ -142,6 +208,7 @@ def _inspect_sdist(path: Path, policy: UploadPolicy, budget: int) -> ArchiveInfo
                         top = parts[0]
                     elif parts[0] != top:
                         raise _invalid("an sdist must contain a single top-level directory")
+                    names.add("/".join(parts))
                     if member.issym() or member.islnk():
                         _check_link(member, parts)
                     elif not (member.isfile() or member.isdir()):
@@ -157,7 +224,7 @@ def _inspect_sdist(path: Path, policy: UploadPolicy, budget: int) -> ArchiveInfo
             raise _invalid(f"the sdist is not a valid .tar.gz: {exc}") from None
     if metadata is None:
         raise _invalid("the sdist has no PKG-INFO in its top-level directory")
-    return ArchiveInfo(metadata, reader.produced)
+    return ArchiveInfo(metadata, reader.produced, frozenset(names), f"{top}/")
 
 
 def _check_link(member: tarfile.TarInfo, parts: list[str]) -> None:

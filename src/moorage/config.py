@@ -343,6 +343,11 @@ def _upload_policy(section: dict[str, Any]) -> UploadPolicy:
     if "max_compression_ratio" in section:
         kwargs["max_compression_ratio"] = _number(section.pop("max_compression_ratio"),
                                                   "upload.max_compression_ratio", minimum=1.0)
+    if "allow_local_versions" in section:
+        value = section.pop("allow_local_versions")
+        if not isinstance(value, bool):
+            raise ConfigError(f"upload.allow_local_versions: expected true or false, got {value!r}")
+        kwargs["allow_local_versions"] = value
     if "prohibited_names" in section:
         names = section.pop("prohibited_names")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -478,6 +483,8 @@ def policy_rules(settings: Settings) -> list[dict[str, Any]]:
         {"rule": "unsafe-archive", "key": "upload.max_compression_ratio", "value": up.max_compression_ratio,
          "meaning": f"an archive may expand this many times its size past {up.ratio_free_size} bytes, "
                     f"and never past {up.max_uncompressed_size} bytes"},
+        {"rule": "local-version", "key": "upload.allow_local_versions", "value": up.allow_local_versions,
+         "meaning": "whether a version with a local label (1.0+cpu) may be uploaded"},
         {"rule": "prohibited-name", "key": "upload.prohibited_names", "value": sorted(up.prohibited_names),
          "meaning": "names (and look-alikes of them) no one may register"},
         {"rule": "file-exists", "key": None, "value": "never",

@@ -33,14 +33,21 @@ DESCRIPTION = f"""# Title <script>alert('heading')</script>
 """
 
 
-def _metadata(name: str, version: str) -> str:
+def _metadata(name: str, version: str, *, urls: list[str]) -> str:
     return "\n".join([
         "Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", f"Summary: {SCRIPT} {'z' * 400}",
-        "Project-URL: Homepage, javascript:alert('project-url')",
-        "Project-URL: Docs\"><script>alert('label')</script>, https://docs.invalid/\"><script>x</script>",
-        "Home-page: data:text/html,<script>alert('home')</script>",
+        *urls, "Author: <b onmouseover=alert('author')>Mallory</b>",
         "Description-Content-Type: text/markdown",
     ]) + "\n\n" + DESCRIPTION
+
+
+# Links the upload refuses (docs/api.md: an http or https URL, labels of at most 32 characters) ...
+REFUSED_URLS = ["Project-URL: Homepage, javascript:alert('project-url')",
+                "Project-URL: Docs, https://docs.invalid/\"><script>x</script>",
+                "Home-page: data:text/html,<script>alert('home')</script>"]
+# ... and hostile ones it takes: a label is free text, a URL may carry quotes.
+TAKEN_URLS = ["Project-URL: Doc\"><script>alert(1)</script>, https://docs.invalid/?q='x'",
+              "Home-page: https://home.invalid/?a=');alert('home"]
 
 
 def _no_active_content(page: Page) -> None:
@@ -59,7 +66,12 @@ def _no_active_content(page: Page) -> None:
 def test_hostile_metadata_reasons_and_queries_are_shown_as_text(site: Site, page: Page, tmp_path: Path) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    wheel = make_wheel(tmp_path, "hostile", "6.6.6", metadata=_metadata("hostile", "6.6.6"))
+    for url in REFUSED_URLS:
+        refused = make_wheel(tmp_path / "refused", "hostile", "6.6.6", metadata=_metadata("hostile", "6.6.6",
+                                                                                          urls=[url]))
+        upload = twine_upload(f"{site.url}/legacy/", site.server.admin_token, refused.path)
+        assert upload.returncode != 0 and "not a valid http or https URL" in " ".join(upload.stdout.split()), url
+    wheel = make_wheel(tmp_path, "hostile", "6.6.6", metadata=_metadata("hostile", "6.6.6", urls=TAKEN_URLS))
     upload = twine_upload(f"{site.url}/legacy/", site.server.admin_token, wheel.path)
     assert upload.returncode == 0, upload.stdout + upload.stderr
 
@@ -83,7 +95,7 @@ def test_hostile_metadata_reasons_and_queries_are_shown_as_text(site: Site, page
     expect(page.locator(".lead")).to_contain_text(SCRIPT)  # the summary, as text
     expect(page.locator(".banner.warn")).to_contain_text("<img src=x onerror=alert('status')>")
     expect(page.get_by_text("markdown link")).to_be_visible()  # the link text stays, the href goes
-    expect(page.get_by_text("javascript:alert('project-url')")).to_be_visible()  # shown, not linked
+    expect(page.get_by_text("Doc\"><script>alert(1)</script>")).to_be_visible()  # the label, as text
     expect(page.locator(".description h1")).to_contain_text("Title")
     assert_accessible(page)
     page.goto(f"{site.url}/project/hostile/6.6.6/")

@@ -71,29 +71,46 @@ def test_valid_sdist_filenames(filename: str, name: str, version: str) -> None:
 
 
 @pytest.mark.parametrize(("filename", "reason"), [
-    ("foo-1.0.zip", "must be a .tar.gz (PEP 625)"),
     ("foo-1.0.tar.bz2", "must be a .tar.gz"),
     ("foo-1.0.tgz", "must be a .tar.gz"),
     ("foo-1.0.tar", "must be a .tar.gz"),
+    ("foo-1.0.egg", "must be a .tar.gz"),
     ("foo.tar.gz", "invalid sdist filename"),
     ("foo-notaversion.tar.gz", "invalid sdist filename"),
-    # PEP 625: the name part is normalized with underscores, in lower case...
-    ("Foo-1.0.tar.gz", "must be normalized as 'foo'"),
-    ("foo-bar-1.0.tar.gz", "must be normalized as 'foo_bar'"),
-    ("foo.bar-1.0.tar.gz", "must be normalized as 'foo_bar'"),
-    ("foo__bar-1.0.tar.gz", "must be normalized as 'foo_bar'"),
-    # ...and so is the version part (PEP 440 normal form).
-    ("foo-01.0.tar.gz", "must be normalized as '1.0'"),
-    ("foo-1.0RC1.tar.gz", "must be normalized as '1.0rc1'"),
-    ("foo-1.0-post1.tar.gz", "invalid sdist filename"),
-    ("foo-1.0.post.tar.gz", "must be normalized as '1.0.post0'"),
-    ("foo-v1.0.tar.gz", "must be normalized as '1.0'"),
-    ("foo-1.0_dev1.tar.gz", "must be normalized as '1.0.dev1'"),
+    ("-1.0.tar.gz", "invalid sdist filename"),
+    ("foo_-1.0.tar.gz", "invalid sdist filename"),
+    ("foo bar-1.0.tar.gz", "invalid sdist filename"),
 ])
 def test_invalid_sdist_filenames(filename: str, reason: str) -> None:
     denied = refused(filename, "sdist")
     assert denied.decision.rule == "invalid-filename"
     assert reason in denied.decision.reason, denied.decision.reason
+
+
+@pytest.mark.parametrize(("filename", "readings"), [
+    # Names the public index took before it enforced PEP 625, and pip still installs.
+    ("Foo-1.0.tar.gz", [("Foo", "1.0")]),
+    ("PyYAML-6.0.1.tar.gz", [("PyYAML", "6.0.1")]),
+    ("foo.bar-1.0.tar.gz", [("foo.bar", "1.0")]),
+    ("foo-bar-1.0.tar.gz", [("foo-bar", "1.0")]),
+    ("foo-01.0.tar.gz", [("foo", "1.0")]),
+    ("foo-1.0RC1.zip", [("foo", "1.0rc1")]),
+    ("foo-v1.0.tar.gz", [("foo", "1.0")]),
+    # A hyphen inside the version: more than one reading, the metadata picks.
+    ("foo-1.0-post1.tar.gz", [("foo", "1.0.post1")]),
+    ("foo-1.0-1.zip", [("foo-1.0", "1"), ("foo", "1.0.post1")]),
+])
+def test_older_sdist_names_are_read_every_way_they_can_be(filename: str, readings: list[tuple[str, str]]) -> None:
+    parsed = parse_filename(filename, "sdist")
+    assert parsed.packagetype == "sdist"
+    assert not parsed.pep625
+    assert [(name, str(version)) for name, version in parsed.readings] == readings
+
+
+def test_a_pep625_name_has_one_reading() -> None:
+    parsed = parse_filename("foo_bar-1.0.post1.tar.gz", "sdist")
+    assert parsed.pep625
+    assert parsed.readings == (("foo_bar", Version("1.0.post1")),)
 
 
 versions = st.builds(

@@ -28,6 +28,7 @@ from tests.support.dists import (
     make_tar_bomb_sdist,
     make_wheel,
     make_zip_bomb_wheel,
+    make_zip_sdist,
 )
 from tests.support.server import Server, start_server
 from tests.support.upload import OMIT, post_upload
@@ -142,8 +143,10 @@ def assert_nothing_left(server: Server, before: State, *, project: str, filename
 
 def refuse(server: Server, token: str | None, path: Path, *, status: int, reason: list[str],
            project: str, fields: dict[str, object] | None = None, username: str = "__token__",
-           filename: str | None = None, data: bytes | None = None) -> str:
-    """Upload, expect a refusal whose status-line reason holds every fragment; check nothing stayed."""
+           filename: str | None = None, data: bytes | None = None, already_there: bool = False) -> str:
+    """Upload, expect a refusal whose status-line reason holds every fragment; check nothing stayed.
+    ``already_there``: the same bytes were accepted before (a re-upload), so only their absence
+    of any new row, blob or event is checked."""
     before = snapshot(server, project)
     got_status, phrase, body = post_upload(server.legacy, token, path, fields_override=fields,
                                            username=username, filename=filename, data=data)
@@ -153,7 +156,8 @@ def refuse(server: Server, token: str | None, path: Path, *, status: int, reason
         assert fragment.lower() in body.lower(), f"{fragment!r} not in the body {body!r}"
     assert phrase.strip() == body.strip()[:300].strip(), (phrase, body)
     sent = path.read_bytes() if data is None else data
-    assert_nothing_left(server, before, project=project, filename=filename or path.name, data=sent)
+    assert_nothing_left(server, before, project=project, filename=filename or path.name,
+                        data=None if already_there else sent)
     return phrase
 
 
@@ -530,7 +534,7 @@ FORM_CASES: dict[str, tuple[str, str, dict[str, object], list[str]]] = {
     "control-char": ("wheel", "x\x01{w}", {}, ["control characters"]),
     "wheel-not-whl": ("wheel", "{stem}-1.0-py3-none-any.zip", {}, ["a bdist_wheel must end in .whl"]),
     "wheel-bad-name": ("wheel", "{stem}-1.0.whl", {}, ["invalid wheel filename"]),
-    "sdist-zip": ("sdist", "{stem}-1.0.zip", {}, ["must be a .tar.gz"]),
+    "sdist-zip-not-a-zip": ("sdist", "{stem}-1.0.zip", {}, ["not a valid zip file"]),
     "sdist-tar-bz2": ("sdist", "{stem}-1.0.tar.bz2", {}, ["must be a .tar.gz"]),
     "sdist-as-wheel": ("sdist", "{s}", {"filetype": "bdist_wheel"}, ["a bdist_wheel must end in .whl"]),
     "filetype-egg": ("wheel", "{w}", {"filetype": "bdist_egg"}, ["unsupported filetype 'bdist_egg'"]),
@@ -538,6 +542,13 @@ FORM_CASES: dict[str, tuple[str, str, dict[str, object], list[str]]] = {
     "protocol-missing": ("wheel", "{w}", {"protocol_version": OMIT}, ["protocol_version"]),
     "protocol-wrong": ("wheel", "{w}", {"protocol_version": "2"}, ["protocol_version '2'", "use 1"]),
     "action-wrong": ("wheel", "{w}", {":action": "submit"}, ["'submit'", "file_upload"]),
+    "action-missing": ("wheel", "{w}", {":action": OMIT}, ["no :action", "file_upload"]),
+    "pyversion-missing": ("wheel", "{w}", {"pyversion": OMIT}, ["pyversion"]),
+    "pyversion-sdist": ("sdist", "{s}", {"pyversion": "py3"}, ["'source'"]),
+    "digest-not-hex": ("wheel", "{w}", {"sha256_digest": "z" * 64}, ["not a hex-encoded digest"]),
+    "name-invalid": ("wheel", "{w}", {"name": "-bad name-"}, ["not a valid project name"]),
+    "version-invalid": ("wheel", "{w}", {"version": "1.0\r\nX-Evil: 1"}, ["is not a valid version"]),
+    "version-local": ("wheel", "{w}", {"version": "1.0+cpu"}, ["local version", "allow_local_versions"]),
 }
 
 
@@ -552,23 +563,82 @@ def test_an_invalid_form_or_filename_is_refused(server: Server, unique: str, dis
            reason=reason)
 
 
-@pytest.mark.parametrize("case", ["name-case", "name-dash", "name-dot", "version"])
-def test_an_sdist_filename_that_is_not_normalized_is_refused(server: Server, unique: str, dists: Path,
-                                                            case: str) -> None:
+@pytest.mark.parametrize("case", ["name-case", "name-dash", "name-dot", "version", "zip"])
+def test_an_sdist_named_as_before_pep_625_is_accepted(server: Server, unique: str, dists: Path, case: str) -> None:
+    """Real sdists of older releases are named ``Foo-Bar-1.0.tar.gz`` or ``.zip``; pip reads them."""
     name, version = f"Sdist-Norm.{unique}", "1.0"
-    stem = {
-        "name-case": f"Sdist_Norm_{unique}-1.0",
-        "name-dash": f"sdist-norm-{unique}-1.0",
-        "name-dot": f"sdist.norm.{unique}-1.0",
-        "version": f"sdist_norm_{unique}-01.0",
+    stem, suffix = {
+        "name-case": (f"Sdist_Norm_{unique}-1.0", ".tar.gz"),
+        "name-dash": (f"sdist-norm-{unique}-1.0", ".tar.gz"),
+        "name-dot": (f"sdist.norm.{unique}-1.0", ".tar.gz"),
+        "version": (f"sdist_norm_{unique}-01.0", ".tar.gz"),
+        "zip": (f"Sdist-Norm.{unique}-1.0", ".zip"),
     }[case]
-    sdist = make_sdist(dists, name, version, filename=f"{stem}.tar.gz")
+    sdist = (make_zip_sdist if suffix == ".zip" else make_sdist)(dists, name, version, filename=stem + suffix)
+    accept(server, server.admin_token, sdist)
+    assert page_filenames(server, name) == {sdist.filename}
+    # The one sdist of the release: the normalized name of the same release is now refused.
+    good = make_sdist(dists / "good", name, version, requires=["attrs"])
+    refuse(server, server.admin_token, good.path, status=400, project=name, fields=fields_of(good),
+           reason=["already has a source distribution"])
+
+
+def test_an_older_sdist_name_must_still_name_the_release(server: Server, unique: str, dists: Path) -> None:
+    name = f"older-{unique}"
+    sdist = make_sdist(dists, name, "1.0", filename=f"Older-{unique}-1.0-1.tar.gz")
     refuse(server, server.admin_token, sdist.path, status=400, project=name, fields=fields_of(sdist),
-           reason=["normalized", "PEP 625"])
-    # The normalized filename of the very same sdist is accepted.
-    good = make_sdist(dists / "good", name, version)
-    assert good.filename == f"sdist_norm_{unique}-1.0.tar.gz"
-    accept(server, server.admin_token, good)
+           reason=["does not match the metadata version 1.0"])
+
+
+CONTROL = {"NUL": "\x00", "ESC": "\x1b[31m", "BEL": "\x07", "DEL": "\x7f", "C1": "\x9b"}
+
+
+@pytest.mark.parametrize("char", sorted(CONTROL))
+def test_a_control_character_in_a_single_line_field_is_refused(server: Server, unique: str, dists: Path,
+                                                               char: str) -> None:
+    from tests.support.dists import metadata_text
+
+    name = f"ctrl-{unique}"
+    raw = metadata_text(name, "1.0").replace("Summary: ", f"Summary: before{CONTROL[char]}after ", 1)
+    assert CONTROL[char] in raw
+    wheel = make_wheel(dists, name, "1.0", metadata=raw)
+    refuse(server, server.admin_token, wheel.path, status=400, project=name, fields=fields_of(wheel),
+           reason=["Summary holds the control character"])
+    author = metadata_text(name, "1.0") .replace("\n\n", f"\nAuthor: A{CONTROL[char]}B\n\n", 1)
+    wheel = make_wheel(dists / "author", name, "1.0", metadata=author)
+    refuse(server, server.admin_token, wheel.path, status=400, project=name, fields=fields_of(wheel),
+           reason=["Author holds the control character"])
+
+
+def test_an_identical_reupload_with_a_bad_form_is_refused(server: Server, unique: str, dists: Path) -> None:
+    """The form is checked before the bytes are recognised: an identical re-upload answers 200 only to a
+    well-formed form that names the file's own release."""
+    wheel = make_wheel(dists, f"again-{unique}", "1.0")
+    accept(server, server.admin_token, wheel)
+    for fields, reason in (
+        ({"version": "1.0\r\nX-Evil: 1"}, ["is not a valid version"]),
+        ({"version": "2.0"}, ["the form says version 2.0", "of version 1.0"]),
+        ({":action": OMIT}, ["no :action"]),
+        ({"protocol_version": "7"}, ["protocol_version '7'"]),
+        ({"filetype": "sdist", "pyversion": "source"}, ["must be a .tar.gz"]),
+    ):
+        refuse(server, server.admin_token, wheel.path, status=400, project=wheel.name,
+               fields={**fields_of(wheel), **fields}, reason=reason, already_there=True)
+    accept(server, server.admin_token, wheel)  # and the well-formed one still answers 200
+
+
+def test_local_versions_are_taken_when_the_operator_allows_them(tmp_path_factory: pytest.TempPathFactory,
+                                                                dists: Path) -> None:
+    root = tmp_path_factory.mktemp("local")
+    config = root / "moorage.toml"
+    config.write_text("[upload]\nallow_local_versions = true\n")
+    srv = start_server(root / "data", config=config)
+    try:
+        wheel = make_wheel(dists, "localbuild", "1.0+cpu")
+        accept(srv, srv.admin_token, wheel)
+        assert page_filenames(srv, "localbuild") == {wheel.filename}
+    finally:
+        srv.stop()
 
 
 @pytest.mark.parametrize("kind", ["wheel", "sdist"])

@@ -153,6 +153,11 @@ def test_uploads_land_in_the_bucket_and_pip_installs_streamed(s3_index: S3Index,
     assert headers["content-range"] == f"bytes {len(data) - 22}-{len(data) - 1}/{len(data)}"
     status, headers, _ = raw_request(url, headers={"Range": f"bytes={len(data) + 10}-{len(data) + 20}"})
     assert (status, headers["content-range"]) == (416, f"bytes */{len(data)}")
+    for ignored in ("bytes=abc", "bytes=10-5", "items=0-9"):  # RFC 9110: ignored, the whole file
+        status, headers, body = raw_request(url, headers={"Range": ignored})
+        assert (status, body, headers.get("content-range")) == (200, data, None), ignored
+    status, headers, body = raw_request(url, headers={"If-None-Match": f'"{wheel.sha256}"'})
+    assert (status, body, headers["etag"]) == (304, b"", f'"{wheel.sha256}"')
 
     status, headers, body = raw_request(url + ".metadata")
     assert (status, body) == (200, wheel.metadata)

@@ -669,6 +669,39 @@ def test_file_unsatisfiable_range(server: Server, published: Published) -> None:
     assert reply.header("Content-Range") == f"bytes */{size}"
 
 
+@pytest.mark.parametrize("header", ["bytes=abc", "bytes=10-5", "bytes=", "bytes=1-2-3", "bytes=-", "items=0-9",
+                                    "bytes 0-9", "bytes=0-9,x"])
+def test_a_range_header_the_server_cannot_read_is_ignored(server: Server, published: Published,
+                                                         header: str) -> None:
+    """RFC 9110 section 14.2: a server may ignore an invalid Range and send the whole file (200), and
+    must ignore one in a unit it does not know."""
+    path, dist, _f = _files(server, published)[0]
+    data = dist.path.read_bytes()
+    reply = fetch(server, path, headers={"Range": header})
+    assert reply.status == 200, (header, reply.status, reply.body[:200])
+    assert reply.body == data
+    assert reply.header("Content-Range") is None
+    metadata = fetch(server, path + ".metadata", headers={"Range": header})
+    assert metadata.status == 200, (header, metadata.status)
+
+
+@pytest.mark.parametrize("suffix", ["", ".metadata"])
+def test_if_none_match_with_the_files_own_etag_is_304(server: Server, published: Published, suffix: str) -> None:
+    path, dist, _f = next(f for f in _files(server, published) if f[1].filename.endswith(".whl"))
+    first = fetch(server, path + suffix)
+    etag = first.header("ETag")
+    assert first.status == 200 and etag
+    for sent in (etag, f"W/{etag}", f'"0123", {etag}', "*"):
+        for method in ("GET", "HEAD"):
+            again = raw_fetch(server, path + suffix, method=method, headers={"If-None-Match": sent})
+            assert again.status == 304, (sent, method, again.status)
+            assert again.body == b""
+            assert again.header("ETag") == etag
+            assert "immutable" in (again.header("Cache-Control") or "")
+    other = fetch(server, path + suffix, headers={"If-None-Match": '"0123"'})
+    assert other.status == 200 and other.body == first.body
+
+
 def test_file_with_the_wrong_sha256_is_404(server: Server, published: Published) -> None:
     path, dist, _f = _files(server, published)[0]
     wrong = hashlib.sha256(b"something else").hexdigest()

@@ -22,6 +22,7 @@ def form_for(dist: Dist, *, filetype: str | None = None, name: str | None = None
         action="file_upload", protocol_version="1", name=name or dist.name,
         version=version or dist.version, filetype=filetype, filename=filename or dist.filename,
         sha256_digest=dist.sha256 if sha256 is None else sha256, md5_digest=md5,
+        pyversion="py3" if filetype == "bdist_wheel" else "source",
     )
 
 

@@ -378,7 +378,7 @@ def test_refused_upload_leaves_nothing(ctx: Context, token: str, dists: Path, ca
 def test_missing_form_fields_are_refused(ctx: Context, token: str, dists: Path) -> None:
     wheel = make_wheel(dists, "demo", "1.0")
     base = UploadForm(action="file_upload", protocol_version="1", name="demo", version="1.0",
-                      filetype="bdist_wheel", filename=wheel.filename, sha256_digest=wheel.sha256)
+                      filetype="bdist_wheel", filename=wheel.filename, sha256_digest=wheel.sha256, pyversion="py3")
     cases = {
         "unsupported-action": dataclasses.replace(base, action="submit"),
         "protocol-version": dataclasses.replace(base, protocol_version="2"),

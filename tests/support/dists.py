@@ -112,6 +112,22 @@ def make_sdist(out: Path, name: str, version: str, *, requires: list[str] | None
     return Dist(path, name, version, meta)
 
 
+def make_zip_sdist(out: Path, name: str, version: str, *, filename: str | None = None,
+                   metadata_version: str = "2.1") -> Dist:
+    """A .zip source distribution, as older releases were published: one top-level directory."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / (filename or f"{name}-{version}.zip")
+    root = path.name[: -len(".zip")]
+    meta = metadata_text(name, version, metadata_version=metadata_version).encode()
+    setup = f"from setuptools import setup\nsetup(name={name!r}, version={version!r})\n".encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member, data in ((f"{root}/PKG-INFO", meta), (f"{root}/setup.py", setup)):
+            info = zipfile.ZipInfo(member, date_time=(2019, 1, 1, 0, 0, 0))
+            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+            zf.writestr(info, data)
+    return Dist(path, name, version, meta)
+
+
 def make_zip_bomb_wheel(out: Path, name: str, version: str, *, expanded: int = 512 * 1024 * 1024) -> Dist:
     """A valid wheel that also carries a member expanding to ``expanded`` bytes of zeros."""
     dist = make_wheel(out, name, version)

@@ -27,6 +27,9 @@ class UploadPolicy:
     # Largest METADATA / PKG-INFO read from an archive.
     max_metadata_size: int = 4 * MiB
     prohibited_names: frozenset[str] = field(default_factory=frozenset)
+    # PEP 440 local versions (1.0+cpu) are for builds that stay off shared indexes; the public
+    # index refuses them. An index of an organisation's own builds may take them.
+    allow_local_versions: bool = False
 
     def uncompressed_budget(self, compressed_size: int) -> int:
         by_ratio = int(compressed_size * self.max_compression_ratio)

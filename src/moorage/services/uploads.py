@@ -18,7 +18,7 @@ from moorage import archives
 from moorage.domain.accounts import check_token_use, check_upload_token
 from moorage.domain.clock import isoformat_z
 from moorage.domain.decisions import Decision, Denied, bad_request, require
-from moorage.domain.filenames import parse_filename
+from moorage.domain.filenames import version_of
 from moorage.domain.lifecycle import (
     Actor,
     ProjectFacts,
@@ -26,7 +26,7 @@ from moorage.domain.lifecycle import (
     check_upload_window,
     may_register_deleted_name,
 )
-from moorage.domain.metadata import CoreMetadata, check_agreement, parse_metadata
+from moorage.domain.metadata import CoreMetadata, check_agreement, check_license_files, parse_metadata
 from moorage.domain.names import check_new_name, normalize, similarity_key
 from moorage.domain.policy import (
     TokenView,
@@ -36,6 +36,7 @@ from moorage.domain.policy import (
     check_upload_scope,
     file_over_limit,
 )
+from moorage.domain.upload_form import UploadForm, check_form
 from moorage.services.accounts import find_token, record_token_use
 from moorage.services.context import Context
 from moorage.services.events import append_event, lock_event_log
@@ -45,19 +46,6 @@ from moorage.store.blobs import BlobTooLarge, StagedBlob
 from moorage.store.tables import filename_registry, files, prohibited_names, projects, releases, roles, users
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class UploadForm:
-    action: str | None
-    protocol_version: str | None
-    name: str | None
-    version: str | None
-    filetype: str | None
-    filename: str | None
-    md5_digest: str | None = None
-    sha256_digest: str | None = None
-    blake2_256_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,9 +66,6 @@ def _role(conn: Connection, project_id: int, user_id: int) -> str | None:
 def _check_digests(form: UploadForm, staged: StagedBlob) -> None:
     given = {"md5": form.md5_digest, "sha256": form.sha256_digest, "blake2_256": form.blake2_256_digest}
     actual = {"md5": staged.md5, "sha256": staged.sha256, "blake2_256": staged.blake2_256}
-    if not any(given.values()):
-        raise bad_request("digest-missing",
-                          "include at least one message digest (sha256_digest, blake2_256_digest or md5_digest)")
     for kind, value in given.items():
         if value and not hmac.compare_digest(value.strip().lower(), actual[kind]):
             raise bad_request("digest-mismatch", f"the {kind} digest supplied does not match the uploaded file")
@@ -95,14 +80,8 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
         require(check_token(found[0] if found else None, now))
         assert found is not None
         token_view, user_id = found
-        if form.action not in (None, "file_upload"):
-            raise bad_request("unsupported-action",
-                              f"unsupported :action {form.action!r}; only file_upload is supported")
-        if form.protocol_version != "1":
-            raise bad_request("protocol-version", f"unsupported protocol_version {form.protocol_version!r}; use 1")
-        if not form.name or not form.version:
-            raise bad_request("missing-field", "the form must give the project name and version")
-        project = normalize(form.name)
+        checked = check_form(form, policy)
+        project = normalize(checked.name)
         found_project = conn.execute(
             sa.select(projects.c.id, projects.c.deleted_at).where(projects.c.normalized_name == project)
         ).first()
@@ -121,11 +100,9 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
             require(check_token_use(accounts_policy, token_view.created_at, token_view.last_used_at, now))
         require(check_upload_token(accounts_policy, project, critical_facts(conn, existing),
                                    token_view.with_second_factor, now))
-    if not form.filetype:
-        raise bad_request("invalid-filetype", "the form must give a filetype (sdist or bdist_wheel)")
-    if not form.filename or content is None:
+    if content is None:
         raise bad_request("missing-file", "the form must carry the file in its 'content' field")
-    dist = parse_filename(form.filename, form.filetype)
+    dist = checked.dist
 
     try:
         staged = ctx.blobs.receive(content, policy.max_file_size)
@@ -137,11 +114,12 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
         require(check_file_size(staged.size, policy))
         known = _registered(ctx, dist.filename)
         if known is not None:
-            return _already_there(known, staged, project, dist.filename)
+            return _already_there(known, staged, project, checked.version, dist.filename)
 
         info = archives.inspect(staged.temp, dist, policy)
         meta = parse_metadata(info.metadata)
-        check_agreement(meta, dist, form.name, form.version)
+        check_agreement(meta, dist, checked.name, str(checked.version))
+        check_license_files(meta, info.members, info.license_root)
         metadata_blob = None
         if dist.packagetype == "bdist_wheel" or meta.servable_for_sdist():
             metadata_blob = ctx.blobs.stage_bytes(meta.raw)
@@ -156,7 +134,7 @@ def upload_file(ctx: Context, *, token: str | None, form: UploadForm, content: I
                 # A concurrent writer won a unique constraint; re-check against what it wrote.
                 known = _registered(ctx, dist.filename)
                 if known is not None:
-                    return _already_there(known, staged, project, dist.filename)
+                    return _already_there(known, staged, project, checked.version, dist.filename)
                 if attempt == 1:
                     raise
         for blob in staged_all:
@@ -190,11 +168,15 @@ def _registered(ctx: Context, filename: str) -> tuple[str, str] | None:
     return (row.sha256, row.project) if row else None
 
 
-def _already_there(known: tuple[str, str], staged: StagedBlob, project: str, filename: str) -> UploadResult:
+def _already_there(known: tuple[str, str], staged: StagedBlob, project: str, version: Version,
+                   filename: str) -> UploadResult:
     known_sha, known_project = known
     if known_project != project:
         raise bad_request("filename-mismatch", f"the file {filename} belongs to the project {known_project!r}, "
                           f"not {project!r}")
+    if version_of(filename) != version:
+        raise bad_request("metadata-mismatch", f"the form says version {version} but {filename} is of version "
+                          f"{version_of(filename)}")
     if known_sha == staged.sha256:
         return UploadResult("exists", project, filename, staged.sha256, None)
     raise bad_request("file-exists", "File already exists: a file of this name was uploaded before "

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 
 from anyio import to_thread
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from moorage.domain.downloads import counts_as_download
 from moorage.services.context import Context
 from moorage.services.downloads import DownloadCounter
 from moorage.store.queries import FileView, find_file
+from moorage.web.ranges import FileDownload, etag_matches, not_modified
 from moorage.web.responses import not_found
 from moorage.web.simple import PageCache
 
@@ -129,12 +130,15 @@ class FileViews:
         if found is None or found[0].sha256 != sha256:
             return not_found(f"no file {filename!r} on this index")
         view, project = found
+        if want_metadata and view.metadata_sha256 is None:
+            return not_found(f"{view.filename} has no separately served metadata (PEP 658)")
+        etag = f'"{view.metadata_sha256 if want_metadata else view.sha256}"'
+        if etag_matches(request.headers.get("if-none-match"), etag):
+            return not_modified(etag, IMMUTABLE)  # the client has these bytes; not a download
         if want_metadata:
-            if view.metadata_sha256 is None:
-                return not_found(f"{view.filename} has no separately served metadata (PEP 658)")
             if self.remote is not None:
                 return await self.remote.respond(request, view, want_metadata=True)
-            return FileResponse(
+            return FileDownload(
                 self.ctx.blobs.path(view.metadata_sha256),
                 media_type="text/plain; charset=utf-8",
                 headers={"etag": f'"{view.metadata_sha256}"', "cache-control": IMMUTABLE},
@@ -143,7 +147,7 @@ class FileViews:
         if self.remote is not None:
             response = await self.remote.respond(request, view, want_metadata=False)
         else:
-            response = FileResponse(
+            response = FileDownload(
                 self.ctx.blobs.path(view.sha256),
                 media_type="application/octet-stream",
                 headers={"etag": f'"{view.sha256}"', "cache-control": IMMUTABLE},

@@ -90,6 +90,7 @@ class LegacyUpload:
                 md5_digest=_field(form, "md5_digest"),
                 sha256_digest=_field(form, "sha256_digest"),
                 blake2_256_digest=_field(form, "blake2_256_digest"),
+                pyversion=_field(form, "pyversion"),
             )
             try:
                 result = await to_thread.run_sync(

@@ -10,7 +10,6 @@ modes (a URL presigned for GET does not accept HEAD).
 
 from __future__ import annotations
 
-import re
 from datetime import UTC
 from email.utils import format_datetime
 from urllib.parse import quote
@@ -21,9 +20,9 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response, S
 
 from moorage.store.queries import FileView
 from moorage.store.s3blobs import S3BlobStore
+from moorage.web.ranges import byte_ranges
 
 IMMUTABLE = "public, max-age=31536000, immutable"
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
 def content_disposition(filename: str) -> str:
@@ -40,27 +39,19 @@ class Unsatisfiable(Exception):
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """One byte range ``(start, end)`` (inclusive), or None to send the whole object (no
-    Range, one this server does not take, several ranges); Unsatisfiable past the end."""
-    if not header:
-        return None
-    match = _RANGE.match(header)
-    if not match:
-        return None  # malformed, another unit or several ranges: a server may ignore Range
-    first, last = match.groups()
-    if not first and not last:
-        return None
-    if not first:  # the last N bytes
-        suffix = int(last)
-        if suffix == 0 or size == 0:
+    Range, one to ignore, several ranges); Unsatisfiable past the end."""
+    specs = byte_ranges(header)
+    if specs is None or len(specs) != 1:
+        return None  # ignored, or several ranges: a server may send the whole object
+    first, last = specs[0]
+    if first is None:  # the last N bytes
+        assert last is not None
+        if last == 0 or size == 0:
             raise Unsatisfiable
-        return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
-        return None  # invalid: ignored
-    if start >= size:
+        return max(0, size - last), size - 1
+    if first >= size:
         raise Unsatisfiable
-    return start, min(end, size - 1)
+    return first, min(last if last is not None else size - 1, size - 1)
 
 
 class S3Downloads:
