@@ -114,7 +114,7 @@ def may_reopen(actor: Actor, release: ReleaseFacts, days: timedelta, policy: Lif
         return Decision.deny(
             "reopen-period",
             f"an owner may reopen a release for at most {_span(policy.reopen_period)}; an admin may allow longer",
-            status=400,
+            status=403,
         )
     return Decision.allow("reopen", until=now + days)
 
@@ -152,7 +152,9 @@ def may_change_status(actor: Actor, project: ProjectFacts, new_status: str, reas
         if not actor.is_admin:
             return Decision.deny("admin-only", "only an admin may quarantine a project or lift a quarantine")
         if not (reason and reason.strip()):
-            return Decision.deny("reason-required", "a quarantine and its lifting need a reason", status=400)
+            # Quarantining without a reason is a bad request; lifting needs one because of the state (409).
+            return Decision.deny("reason-required", "a quarantine and its lifting need a reason",
+                                 status=400 if new_status == "quarantined" else 409)
         return Decision.allow()
     if not (actor.is_admin or actor.is_owner):
         return Decision.deny("not-an-owner", f"only an owner of {project.name} or an admin may change its status")
@@ -272,7 +274,7 @@ def may_invite(actor: Actor, project: str) -> Decision:
 
 def may_leave(actor: Actor, project: str) -> Decision:
     if actor.role is None:
-        return Decision.deny("no-role", f"{actor.name} has no role on {project} to leave", status=400)
+        return Decision.deny("no-role", f"{actor.name} has no role on {project} to leave", status=409)
     return Decision.allow()
 
 
@@ -282,7 +284,7 @@ def may_adopt(actor: Actor, project: ProjectFacts, owners: int, reason: str | No
     if not (reason and reason.strip()):
         return Decision.deny("reason-required", "an adoption needs a reason", status=400)
     if owners:
-        return Decision.deny("not-orphaned", f"{project.name} has owners; they can invite or transfer", status=400)
+        return Decision.deny("not-orphaned", f"{project.name} has owners; they can invite or transfer", status=409)
     return Decision.allow()
 
 
@@ -293,7 +295,7 @@ def may_announce_removal(actor: Actor, project: str, grace: timedelta, policy: L
     if grace < policy.removal_grace and not actor.is_admin:
         return Decision.deny("removal-grace",
                              f"a removal is announced at least {_span(policy.removal_grace)} ahead, so the people "
-                             "who depend on the project have time to move", status=400)
+                             "who depend on the project have time to move", status=403)
     if grace <= timedelta(0):
         return Decision.deny("removal-grace", "a removal is announced ahead of time", status=400)
     return Decision.allow()
@@ -303,7 +305,7 @@ def may_cancel_removal(actor: Actor, project: str, removal_at: datetime | None, 
     if not (actor.is_admin or actor.is_owner):
         return Decision.deny("not-an-owner", f"only an owner of {project} or an admin may cancel its removal")
     if removal_at is None:
-        return Decision.deny("no-removal", f"no removal of {project} was announced", status=400)
+        return Decision.deny("no-removal", f"no removal of {project} was announced", status=409)
     if now >= removal_at and not actor.is_admin:
         return Decision.deny("removal-done", f"the removal of {project} took effect on {when(removal_at)}; "
                              "an admin can still undo it")

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from packaging.version import Version
 from sqlalchemy.engine import Connection
 
-from moorage.domain.decisions import Decision, Denied, bad_request, require
+from moorage.domain.decisions import Decision, Denied, bad_request, forbidden, require
 from moorage.domain.lifecycle import (
     Actor,
     FileFacts,
@@ -32,7 +32,7 @@ from moorage.store.tables import events, files, projects, releases
 
 def _admin_reason(actor: Actor, reason: str | None) -> None:
     if actor.is_admin and not (reason and reason.strip()):
-        raise bad_request("reason-required", "an admin deletes with a reason; give --reason")
+        raise forbidden("reason-required", "an admin deletes with a reason; give --reason")
 
 
 def _live_files(conn: Connection, where: sa.ColumnElement[bool]) -> list[sa.Row]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from moorage.domain.decisions import bad_request, require
+from moorage.domain.decisions import Decision, Denied, bad_request, require
 from moorage.domain.lifecycle import ORPHANED, ProjectFacts, may_adopt, may_invite, may_leave
 from moorage.services.accounts import NotFound, user_id
 from moorage.services.context import Context
@@ -12,6 +12,11 @@ from moorage.services.events import append_event
 from moorage.services.lifecycle import _project, acting, resolve_actor
 from moorage.services.roles import owner_count
 from moorage.store.tables import invitations, projects, roles, users
+
+
+def _conflict(rule: str, reason: str) -> Denied:
+    """Refused by the project's state as it stands (HTTP 409), not by the request's form."""
+    return Denied(Decision.deny(rule, reason, status=409))
 
 
 def invite(ctx: Context, project: str, user: str, *, role: str = "maintainer", transfer: bool = False,
@@ -27,12 +32,12 @@ def invite(ctx: Context, project: str, user: str, *, role: str = "maintainer", t
         actor = acting(conn, ctx, as_user, project_id, name)
         require(may_invite(actor, name))
         if transfer and actor.role is None:
-            raise bad_request("no-role", "a transfer hands over the inviter's own place; the operator uses "
-                              "`moorage role set` or `moorage admin adopt`")
+            raise _conflict("no-role", "a transfer hands over the inviter's own place; the operator uses "
+                            "`moorage role set` or `moorage admin adopt`")
         uid = user_id(conn, user)
         if conn.execute(sa.select(roles.c.role).where(roles.c.project_id == project_id,
                                                       roles.c.user_id == uid)).scalar() == role:
-            raise bad_request("already-has-role", f"{user} is already {role} of {name}")
+            raise _conflict("already-has-role", f"{user} is already {role} of {name}")
         invitation_id = conn.execute(invitations.insert().values(
             project_id=project_id, user_id=uid, role=role, transfer=transfer, invited_by=actor.name,
             created_at=now).returning(invitations.c.id)).scalar_one()

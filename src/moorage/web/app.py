@@ -11,6 +11,9 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -20,6 +23,7 @@ from moorage.services.context import Context, open_context
 from moorage.services.downloads import DownloadCounter
 from moorage.services.log import LogService
 from moorage.web import failures, reason
+from moorage.web import manage as manage_api
 from moorage.web.events import EventsAPI
 from moorage.web.files import FileViews
 from moorage.web.home import Home
@@ -106,18 +110,14 @@ class MoorageApp:
             Route("/legacy", upload.handle, methods=["POST"]),
             Route("/pypi/{name:str}/json", jsonapi.project, methods=["GET", "HEAD"]),
             Route("/api/projects/{name:str}/events", events.project_events, methods=["GET", "HEAD"]),
-            Route("/api/projects/{name:str}", manage.state, methods=["GET"]),
-            Route("/api/projects/{name:str}/check", manage.check, methods=["GET"]),
-            Route("/api/projects/{name:str}/{action:str}", manage.act, methods=["POST"]),
-            Route("/api/openapi.json", manage.openapi, methods=["GET"]),
-            Route("/api/policy", manage.policy, methods=["GET"]),
+            *manage.routes(),
             Route("/log/checkpoint", log.checkpoint, methods=["GET", "HEAD"]),
             Route("/log/key", log.key, methods=["GET", "HEAD"]),
             Route("/log/tile/{path:path}", log.tile, methods=["GET", "HEAD"]),
             Route("/log/proof/inclusion", log.inclusion, methods=["GET"]),
             Route("/log/proof/consistency", log.consistency, methods=["GET"]),
             Route("/pypi/{name:str}/{version:str}/json", jsonapi.release, methods=["GET", "HEAD"]),
-        ], exception_handlers={CSRFError: auth.refuse, 404: not_found_page, 405: method_not_allowed,
+        ], exception_handlers={CSRFError: auth.refuse, 404: _not_found, 405: _method_not_allowed,
                                DBAPIError: failures.handle, OSError: failures.handle}, lifespan=self._lifespan)
 
     @asynccontextmanager
@@ -141,6 +141,22 @@ class MoorageApp:
             await self.pending_simple(scope, receive, send)  # type: ignore[arg-type]
             return
         await self.router(scope, receive, send)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    if request.url.path.startswith("/api/"):
+        return await manage_api.not_found(request, exc)
+    return await not_found_page(request, exc)
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    """A wrong method: 405 with Allow, the methods the address has (RFC 9110); the router puts
+    them on the exception."""
+    answer = manage_api.method_not_allowed if request.url.path.startswith("/api/") else method_not_allowed
+    response = await answer(request, exc)
+    if isinstance(exc, HTTPException) and exc.headers:
+        response.headers.update(exc.headers)
+    return response
 
 
 def create_app(ctx: Context) -> MetricsMiddleware:
