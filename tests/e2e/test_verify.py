@@ -4,11 +4,17 @@ a fork, a checkpoint signed by another key."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +22,7 @@ import pytest
 
 from tests.support import clients
 from tests.support.dists import Dist, make_sdist, make_wheel
-from tests.support.server import Server, on_postgresql, start_server
+from tests.support.server import Server, free_port, on_postgresql, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -153,3 +159,148 @@ def test_a_checkpoint_signed_by_another_key(copy: Path, history: tuple[Path, dic
         assert code == 1 and kinds(report) == {"checkpoint"}
     finally:
         srv.stop()
+
+
+# -- an index that cannot be checked, a file that cannot be downloaded (issue 14) ----------
+def run_verify(index: str, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "moorage", "verify", "--index", index, *args],
+                          capture_output=True, text=True, timeout=300, env=clients.clean_env())
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, list[Dist]]]:
+    """A running index with three files of two projects."""
+    root = tmp_path_factory.mktemp("verify-faults")
+    srv = start_server(root / "data")
+    wheels = [make_wheel(root / "dist", "kappa", "1.0"), make_wheel(root / "dist", "kappa", "1.1"),
+              make_wheel(root / "dist", "Lambda_Pkg", "1.0")]
+    try:
+        result = clients.twine_upload(srv.legacy, srv.admin_token, *(w.path for w in wheels))
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield srv, wheels
+    finally:
+        srv.stop()
+
+
+def test_the_simple_url_the_first_start_prints_is_accepted(small_index: tuple[Server, list[Dist]]) -> None:
+    srv, _ = small_index
+    for index in (srv.simple, srv.simple.rstrip("/"), srv.url, srv.url.rstrip("/")):
+        proc = run_verify(index, "--json")
+        assert proc.returncode == 0, (index, proc.stdout, proc.stderr)
+        report = json.loads(proc.stdout)
+        assert report["ok"] and report["index"] == srv.url and report["checked_files"] == 3
+
+
+def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_an_index_that_cannot_be_checked_is_exit_2_with_one_line(small_index: tuple[Server, list[Dist]],
+                                                                tmp_path: Path) -> None:
+    srv, _ = small_index
+    closed = f"http://127.0.0.1:{free_port()}/"
+    line = _one_line(run_verify(closed))
+    assert closed in line and "no connection" in line, line
+    as_json = run_verify(closed, "--json", "--files", "--project", "kappa")
+    assert "no connection" in _one_line(as_json)
+    assert json.loads(as_json.stdout) == {"index": closed, "ok": False, "error": as_json.stderr.split(": ", 2)[2]
+                                          .strip()}
+    # Something that answers, but is no index's root: its /log/key is a 404.
+    line = _one_line(run_verify(srv.url + "project/kappa/"))
+    assert "404" in line and "log/key" in line, line
+    line = _one_line(run_verify("ftp://127.0.0.1/"))
+    assert "http" in line
+    line = _one_line(run_verify(srv.url, "--key", "not-a-key"))
+    assert "verifier key" in line
+    state = tmp_path / "state.json"
+    state.write_text("{ not json")
+    line = _one_line(run_verify(srv.url, "--state", str(state)))
+    assert str(state) in line
+
+
+def _blob(srv: Server, dist: Dist) -> Path:
+    return srv.data_dir / "blobs" / dist.sha256[:2] / dist.sha256[2:4] / dist.sha256
+
+
+def test_a_file_whose_bytes_are_missing_is_a_finding_and_the_rest_is_checked(
+        small_index: tuple[Server, list[Dist]], tmp_path: Path) -> None:
+    srv, wheels = small_index
+    blob = _blob(srv, wheels[0])
+    aside = tmp_path / "aside"
+    blob.rename(aside)
+    try:
+        proc = run_verify(srv.url, "--files", "--json")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        report = json.loads(proc.stdout)
+        assert kinds(report) == {"unreachable-file"}, report
+        (finding,) = report["findings"]
+        assert wheels[0].filename in finding["detail"] and re.search(r"\b5\d\d\b", finding["detail"]), finding
+        assert report["checked_files"] == 3 and report["downloaded_files"] == 2
+        text = run_verify(srv.simple, "--files")
+        assert text.returncode == 1
+        assert f"FINDING unreachable-file: {wheels[0].filename}" in text.stdout and "1 finding(s)" in text.stdout
+        one = run_verify(srv.url, "--files", "--project", "KAPPA", "--json")  # a name as users write it
+        assert one.returncode == 1 and kinds(json.loads(one.stdout)) == {"unreachable-file"}, one.stdout
+        other = run_verify(srv.url, "--files", "--project", "lambda.pkg")
+        assert other.returncode == 0, other.stdout
+    finally:
+        aside.rename(blob)
+
+
+class _CuttingProxy(http.server.ThreadingHTTPServer):
+    """Passes GET requests on to the index, but cuts the connection of every file download."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        super().__init__(("127.0.0.1", 0), _CuttingHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class _CuttingHandler(http.server.BaseHTTPRequestHandler):
+    server: _CuttingProxy
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+        if self.path.startswith("/files/"):
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)  # no answer at all
+            return
+        request = urllib.request.Request(self.server.target + self.path.lstrip("/"),
+                                         headers={"Accept": self.headers.get("Accept", "*/*")})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                status, headers, body = resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, headers, body = exc.code, exc.headers, exc.read()
+        self.send_response(status)
+        self.send_header("Content-Type", headers.get("Content-Type", "application/octet-stream"))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def test_a_file_download_cut_short_is_a_finding(small_index: tuple[Server, list[Dist]]) -> None:
+    srv, wheels = small_index
+    proxy = _CuttingProxy(srv.url)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        proc = run_verify(proxy.url, "--files", "--json")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        report = json.loads(proc.stdout)
+        assert kinds(report) == {"unreachable-file"} and len(report["findings"]) == 3, report
+        assert {w.filename for w in wheels} == {f["detail"].split(" ", 1)[0] for f in report["findings"]}
+        assert all("connection" in f["detail"] for f in report["findings"]), report
+    finally:
+        proxy.shutdown()
+        proxy.server_close()

@@ -376,10 +376,16 @@ def cmd_log_key(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from moorage.log.verify import verify
+    from moorage.log.verify import IndexUnusable, verify
 
-    report = verify(args.index, key=args.key, state_file=Path(args.state) if args.state else None,
-                    projects=args.project, files=args.files)
+    try:
+        report = verify(args.index, key=args.key, state_file=Path(args.state) if args.state else None,
+                        projects=args.project, files=args.files)
+    except IndexUnusable as exc:
+        if args.json:
+            print(json.dumps({"index": args.index, "ok": False, "error": str(exc)}))
+        err.print(f"moorage: verify: {exc}")
+        return 2
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:

@@ -9,6 +9,7 @@ promises as far as this client can see.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import re
 import urllib.error
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 from moorage.log.entry import decode_entry
 from moorage.log.merkle import leaf_hash, root
@@ -47,10 +48,59 @@ class Report:
                 "checked_files": self.checked_files, "downloaded_files": self.downloaded_files}
 
 
+class IndexUnusable(Exception):
+    """The index cannot be checked at all (unreachable, not a moorage index, a bad key or state
+    file): `moorage verify` exits 2 with this one line, not 1 (findings)."""
+
+
+# What a request can fail with: an HTTP status (HTTPError), no connection (URLError), a
+# connection cut or a timeout mid-answer (OSError, http.client's exceptions).
+FETCH_ERRORS = (urllib.error.URLError, OSError, http.client.HTTPException)
+
+
 def _get(url: str, accept: str | None = None) -> bytes:
     request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
     with urllib.request.urlopen(request, timeout=60) as resp:
         return bytes(resp.read())
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a request got instead of its answer, in a few words: "503 Service Unavailable",
+    "no connection (Connection refused)", "the connection was cut (...)", "timed out"."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"{exc.code} {exc.reason}".rstrip()
+    if isinstance(exc, urllib.error.URLError):
+        reason = exc.reason
+        why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+        return f"no connection ({why})"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, http.client.HTTPException | ConnectionError):
+        return f"the connection was cut ({type(exc).__name__})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+def index_base(url: str) -> str:
+    """The index's root URL from what a user may give: the root, or its /simple/ URL (the one
+    `moorage serve` prints for pip). Raises IndexUnusable for something that is no http(s) URL."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise IndexUnusable(f"--index {url!r} is not an http:// or https:// URL")
+    path = re.sub(r"/simple/?$", "/", parts.path)
+    if not path.endswith("/"):
+        path += "/"
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _get_or_unusable(url: str, what: str) -> bytes:
+    try:
+        return _get(url)
+    except FETCH_ERRORS as exc:
+        hint = ("; is this the index's root URL?" if isinstance(exc, urllib.error.HTTPError) and exc.code == 404
+                else "")
+        raise IndexUnusable(f"cannot read {what} at {url}: {failure_text(exc)}{hint}") from None
 
 
 @dataclass
@@ -117,21 +167,41 @@ class LogModel:
         return None
 
 
+def _read_state(state_file: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise IndexUnusable(f"cannot read the state file {state_file}: {exc}") from None
+    if not isinstance(state, dict):
+        raise IndexUnusable(f"the state file {state_file} is not what `moorage verify --state` writes")
+    return state
+
+
 def verify(index_url: str, *, key: str | None = None, state_file: Path | None = None,
            projects: list[str] | None = None, files: bool = False, now: datetime | None = None) -> Report:
-    base = index_url if index_url.endswith("/") else index_url + "/"
+    """Check the index at ``index_url`` (its root or its /simple/ URL) against its log.
+
+    Raises IndexUnusable when it cannot be checked at all; everything else is a finding."""
+    base = index_base(index_url)
     report = Report(base)
-    state: dict[str, Any] = {}
-    if state_file is not None and state_file.exists():
-        state = json.loads(state_file.read_text(encoding="utf-8"))
+    state = _read_state(state_file) if state_file is not None else {}
     vkey = key or state.get("key")
     if vkey is None:  # trust on first use: remember the key for next time
-        vkey = _get(base + "log/key").decode().strip()
+        try:
+            vkey = _get_or_unusable(base + "log/key", "the log's key").decode().strip()
+        except UnicodeDecodeError:
+            raise IndexUnusable(f"{base}log/key is not a log key: is this a moorage index?") from None
     try:
-        verifier = Verifier.parse(vkey)
-        note = _get(base + "log/checkpoint").decode()
-        checkpoint = Checkpoint.parse(verifier.verify(note))
-    except (NoteError, urllib.error.URLError, UnicodeDecodeError) as exc:
+        verifier = Verifier.parse(str(vkey))
+    except NoteError as exc:
+        raise IndexUnusable(f"the log key is not a verifier key ({exc}); give the one `moorage log key` "
+                            "prints") from None
+    note = _get_or_unusable(base + "log/checkpoint", "the log's checkpoint")
+    try:
+        checkpoint = Checkpoint.parse(verifier.verify(note.decode()))
+    except (NoteError, UnicodeDecodeError) as exc:
         report.find("checkpoint", f"the checkpoint does not verify with the log key: {exc}")
         return report
     report.checkpoint = {"origin": checkpoint.origin, "size": checkpoint.size,
@@ -143,8 +213,12 @@ def verify(index_url: str, *, key: str | None = None, state_file: Path | None = 
     try:
         for n in range(0, (checkpoint.size + TILE_WIDTH - 1) // TILE_WIDTH):
             width = min(TILE_WIDTH, checkpoint.size - n * TILE_WIDTH)
-            entries += decode_bundle(_get(base + "log/" + tile_path("entries", n, width)))
-    except (urllib.error.URLError, ValueError) as exc:
+            url = base + "log/" + tile_path("entries", n, width)
+            try:
+                entries += decode_bundle(_get(url))
+            except FETCH_ERRORS as exc:
+                raise ValueError(f"{url} answered {failure_text(exc)}") from None
+    except ValueError as exc:
         report.find("tiles", f"the entry tiles cannot be read: {exc}")
         return report
     leaves = [leaf_hash(e) for e in entries]
@@ -171,10 +245,14 @@ def verify(index_url: str, *, key: str | None = None, state_file: Path | None = 
         model.apply(entry)
     for conflict in model.conflicts:
         report.find("filename-reused", conflict)
-    _check_index(base, model, report, projects, files, now or datetime.now(UTC))
+    wanted = None if projects is None else sorted({re.sub(r"[-_.]+", "-", p).lower() for p in projects})
+    _check_index(base, model, report, wanted, files, now or datetime.now(UTC))
 
     if state_file is not None and report.ok:
-        state_file.write_text(json.dumps({"key": verifier.vkey(), "checkpoint": report.checkpoint}, indent=2))
+        try:
+            state_file.write_text(json.dumps({"key": verifier.vkey(), "checkpoint": report.checkpoint}, indent=2))
+        except OSError as exc:
+            raise IndexUnusable(f"cannot write the state file {state_file}: {exc.strerror or exc}") from None
     return report
 
 
@@ -182,19 +260,33 @@ def _check_index(base: str, model: LogModel, report: Report, projects: list[str]
                  now: datetime) -> None:
     logged_projects = {f.project for f in model.files.values()}
     if projects is None:
-        listed = json.loads(_get(base + "simple/", JSON_ACCEPT))
-        names = {p["name"] for p in listed.get("projects", [])}
+        names: set[str] = set()
+        try:
+            listed = json.loads(_get(base + "simple/", JSON_ACCEPT))
+            names = {str(p["name"]) for p in listed.get("projects", [])}
+        except FETCH_ERRORS as exc:
+            report.find("index", f"the project list /simple/ could not be read ({failure_text(exc)}); only the "
+                        "logged projects are checked")
+        except (ValueError, TypeError, KeyError, AttributeError):
+            report.find("index", "the project list /simple/ is not a PEP 691 JSON page; only the logged projects "
+                        "are checked")
         projects = sorted({re.sub(r"[-_.]+", "-", n).lower() for n in names} | logged_projects)
     for project in projects:
+        page_url = base + f"simple/{quote(project, safe='')}/"
         try:
-            page = json.loads(_get(base + f"simple/{project}/", JSON_ACCEPT))
-            offered = {f["filename"]: f for f in page.get("files", [])}
-            page_url = base + f"simple/{project}/"
+            page = json.loads(_get(page_url, JSON_ACCEPT))
+            offered = {str(f["filename"]): f for f in page.get("files", [])}
         except urllib.error.HTTPError as exc:
             if exc.code != 404:
-                report.find("index", f"/simple/{project}/ answered {exc.code}")
+                report.find("index", f"/simple/{project}/ answered {failure_text(exc)}")
                 continue
-            offered, page_url = {}, ""
+            offered = {}
+        except FETCH_ERRORS as exc:
+            report.find("index", f"/simple/{project}/ could not be read: {failure_text(exc)}")
+            continue
+        except (ValueError, TypeError, KeyError, AttributeError):
+            report.find("index", f"/simple/{project}/ is not a PEP 691 JSON page")
+            continue
         for name, f in offered.items():
             report.checked_files += 1
             logged = model.files.get(name)
@@ -209,7 +301,11 @@ def _check_index(base: str, model: LogModel, report: Report, projects: list[str]
             if why is not None:
                 report.find("withheld-file-offered", f"{name} is offered although the log says it is {why}")
             if download:
-                data = _get(urljoin(page_url, f["url"]))
+                try:
+                    data = _get(urljoin(page_url, str(f.get("url", ""))))
+                except FETCH_ERRORS as exc:
+                    report.find("unreachable-file", f"{name} could not be downloaded: {failure_text(exc)}")
+                    continue
                 report.downloaded_files += 1
                 if hashlib.sha256(data).hexdigest() != logged.sha256 or len(data) != logged.size:
                     report.find("changed-bytes", f"the bytes served for {name} are not the logged ones")
