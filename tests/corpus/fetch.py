@@ -24,7 +24,17 @@ Every pip subprocess runs with ``PIP_CONFIG_FILE=/dev/null`` and without the PIP
 would add indexes, find-links, constraints or binary/source preferences, so the machine's own pip
 configuration cannot change which file is picked.
 
-Run ``python -m tests.corpus.fetch`` to warm the cache (``--help`` for the options).
+Run ``python -m tests.corpus.fetch`` to warm the cache (``--help`` for the options). In a test::
+
+    from tests.corpus.fetch import fetch, load_list
+
+    files = load_list()
+    paths = fetch(files)  # filename -> Path in the cache; FetchError if any file is missing or wrong
+    for f in files:
+        data = paths[f.filename].read_bytes()  # f.expected says whether an index should take it
+
+A cold fetch costs minutes (pip prepares every sdist's metadata in a build environment of its
+own, a few seconds each); a warm one a second or two.
 """
 
 from __future__ import annotations
@@ -591,6 +601,8 @@ def fetch_available(
     paths: dict[str, Path] = {}
     problems: dict[str, str] = {}
     with _locked(cache):
+        for stale in cache.glob(".tmp-*"):  # left by a process killed mid-fetch; the lock is ours now
+            shutil.rmtree(stale, ignore_errors=True)
         stamps = _read_stamps(cache)
         missing = []
         for f in wanted:
