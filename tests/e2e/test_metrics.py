@@ -19,6 +19,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.requests import Request
 
+from moorage.store.tables import metadata
 from moorage.web import metrics
 from moorage.web.home import Home
 from tests.support import clients
@@ -244,7 +245,9 @@ def test_healthz_leaves_no_file_behind(tmp_path: Path, server_less_ctx: object) 
 
 @pytest.fixture
 def server_less_ctx(tmp_path: Path) -> object:
-    engine = sa.create_engine("sqlite://")
+    # One in-memory database for every thread (the check runs in a worker thread), with the schema.
+    engine = sa.create_engine("sqlite://", poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False})
+    metadata.create_all(engine)
 
     class Database:
         def read(self) -> object:

@@ -18,6 +18,7 @@ from moorage import __version__
 from moorage.cli import audit, simulate
 from moorage.cli import critical as critical_cli
 from moorage.cli import factors as factors_cli
+from moorage.cli import fsck as fsck_cli
 from moorage.config import ConfigError, Settings, load_settings, policy_rules
 from moorage.domain.decisions import Decision, Denied
 from moorage.log.note import NoteError
@@ -89,7 +90,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif not ctx.db.is_current():
         err.print("moorage: the database schema is not current; run `moorage db upgrade` first")
         return 1
-    ctx.blobs.sweep_temporary()
+    swept = ctx.blobs.sweep_temporary(now=ctx.clock.now().timestamp())  # left by a crash, older than an hour
+    if swept:
+        print(f"moorage: removed {swept} temporary file(s) older than an hour from {ctx.blobs.tmp}", flush=True)
     from moorage.log.keys import load_or_create
 
     load_or_create(settings.log_key_file, settings.log_origin)  # before the workers: one key
@@ -716,6 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--dry-run", action="store_true")
     purge.set_defaults(func=cmd_purge)
     critical_cli.register(admin, _common, _context)
+    fsck_cli.register(admin, _common, _context, _BytesProgress)
     adopt = admin.add_parser("adopt", help="hand an orphaned project to a new owner")
     _common(adopt)
     adopt.add_argument("project")

@@ -11,6 +11,8 @@ PUBLIC_ACTIONS: frozenset[str] = frozenset({
     "file-restored", "release-restored", "project-restored",
     "invitation-accepted", "project-orphaned", "project-adopted",
     "removal-announced", "removal-cancelled", "bytes-purged",
+    # `moorage admin fsck --repair` brought a file's lost bytes back (sha256 checked).
+    "blob-restored",
     # Critical projects are named in public, never a secret list.
     "project-became-critical", "project-no-longer-critical",
 })

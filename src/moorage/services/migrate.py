@@ -41,10 +41,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from moorage.config import Settings
-from moorage.log import merkle
-from moorage.log.compact import CompactRange
 from moorage.log.keys import decode_signer
-from moorage.log.note import Checkpoint, NoteError, Verifier
+from moorage.log.note import NoteError, Verifier
 from moorage.services.backup import (
     BLOB_DIR,
     DB_FILE,
@@ -61,10 +59,10 @@ from moorage.services.backup import (
 )
 from moorage.services.context import open_blob_store
 from moorage.services.events import lock_event_log
-from moorage.services.log import current
+from moorage.services.log import check_log, current
 from moorage.store.blobs import BlobStore, FileBlobStore, StagedBlob
 from moorage.store.database import Database
-from moorage.store.tables import checkpoints, events, log_entries, log_state, metadata
+from moorage.store.tables import checkpoints, events, log_state, metadata
 
 _BATCH = 1000
 # The only row `moorage db upgrade` writes: the empty log's state (migration 0007).
@@ -365,42 +363,18 @@ def _reset_sequences(conn: Connection) -> None:
 def _check_log(source: Connection, target: Connection, verifier: Verifier | None, summary: Summary) -> None:
     """The target's log is SRC's: every leaf hashes its entry, the indexes run 0..n-1, the size
     and root equal SRC's state, and every stored checkpoint is a head of this tree (signed by
-    the key the migrated index will use)."""
+    the key the migrated index will use): services/log.py's check, as `moorage admin fsck` runs it."""
     want = current(source)
-    notes = {int(size): str(note) for size, note in target.execute(sa.select(checkpoints.c.size, checkpoints.c.note))}
-    roots: dict[int, bytes] = {}
-    compact = CompactRange()
-    if 0 in notes:
-        roots[0] = compact.root()
-    result = target.execute(sa.select(log_entries.c.idx, log_entries.c.entry, log_entries.c.leaf_hash)
-                            .order_by(log_entries.c.idx)).yield_per(_BATCH)
-    for idx, entry, leaf in result:
-        if idx != compact.size:
-            raise MigrationFailed(f"the copied log has no entry {compact.size} (the next is {idx}); nothing was "
-                                  "committed")
-        if merkle.leaf_hash(bytes(entry)) != bytes(leaf):
-            raise MigrationFailed(f"the log entry {idx} does not match its leaf hash in SRC's database; nothing was "
-                                  "committed")
-        compact.append(bytes(leaf))
-        if compact.size in notes:
-            roots[compact.size] = compact.root()
-    got = current(target)
-    if (compact.size, compact.root()) != (want.size, want.root()) or (got.size, got.root()) != (want.size, want.root()):
+    found = check_log(target, verifier, against_events=False, limit=1)
+    if found.problems:
+        hint = ("; give the key that signed SRC's log with --log-key" if "does not verify" in found.problems[0]
+                else "")
+        raise MigrationFailed(f"the copied log does not add up: {found.problems[0]}{hint}; nothing was committed")
+    if (found.size, found.root) != (want.size, want.root()):
         raise MigrationFailed(
             f"the copied log does not add up: SRC's log has {want.size} entries with root {want.root().hex()}, the "
-            f"copy's leaves give {compact.size} with root {compact.root().hex()}, its state says {got.size}; nothing "
-            "was committed")
-    for size, note in sorted(notes.items()):
-        try:
-            text = verifier.verify(note) if verifier is not None else note.partition("\n\n")[0] + "\n"
-            checkpoint = Checkpoint.parse(text)
-        except NoteError as exc:
-            raise MigrationFailed(f"the stored checkpoint of size {size} does not verify with SRC's log key: {exc}; "
-                                  "give the key that signed SRC's log with --log-key; nothing was committed") from None
-        if checkpoint.size != size or roots.get(size) != checkpoint.root:
-            raise MigrationFailed(f"the stored checkpoint of size {size} is not a head of SRC's log; nothing was "
-                                  "committed")
-    summary.log_size, summary.log_root, summary.checkpoints = want.size, want.root().hex(), len(notes)
+            f"copy's leaves give {found.size} with root {found.root.hex()}; nothing was committed")
+    summary.log_size, summary.log_root, summary.checkpoints = want.size, want.root().hex(), found.checkpoints
 
 
 def _last_serial(db_path: Path) -> int | None:

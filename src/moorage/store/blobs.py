@@ -9,18 +9,44 @@ can never leave a committed row without bytes (``settle`` puts it back).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
+
+_log = logging.getLogger(__name__)
+_CHUNK = 1 << 20
 
 
 class BlobTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"more than {limit} bytes")
         self.limit = limit
+
+
+class BlobMissing(FileNotFoundError):
+    """A blob the database references is not in the store: its bytes were lost (deleted by
+    hand, a damaged disk, a bucket emptied). The web answers 503 naming the file
+    (web/files.py); `moorage admin fsck` finds and repairs it."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(2, f"no blob {sha256} in the store")
+        self.sha256 = sha256
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """One blob in the store as listed: its name (the sha256 of its bytes, unless the store
+    holds something else under that layout), its size, and when it was written (seconds
+    since the epoch: a file's mtime, an object's LastModified)."""
+
+    name: str
+    size: int
+    modified: float
 
 
 @dataclass
@@ -43,7 +69,13 @@ class BlobStore(Protocol):
 
     def exists(self, sha256: str) -> bool: ...
 
+    def size(self, sha256: str) -> int | None: ...
+
     def read(self, sha256: str) -> bytes: ...
+
+    def chunks(self, sha256: str) -> Iterator[bytes]: ...
+
+    def iter_blobs(self) -> Iterator[BlobInfo]: ...
 
     def receive(self, chunks_source: IO[bytes], limit: int, chunk_size: int = 1 << 20) -> StagedBlob: ...
 
@@ -57,7 +89,9 @@ class BlobStore(Protocol):
 
     def remove(self, sha256: str) -> None: ...
 
-    def sweep_temporary(self, older_than: float = 3600.0) -> int: ...
+    def replace(self, staged: StagedBlob) -> None: ...
+
+    def sweep_temporary(self, older_than: float = 3600.0, now: float | None = None) -> int: ...
 
     def check_reachable(self) -> None: ...
 
@@ -74,8 +108,42 @@ class FileBlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
 
+    def size(self, sha256: str) -> int | None:
+        """The blob's size, or None when there is no blob under the hash."""
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def read(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
+        try:
+            return self.path(sha256).read_bytes()
+        except FileNotFoundError:
+            raise BlobMissing(sha256) from None
+
+    def chunks(self, sha256: str) -> Iterator[bytes]:
+        """The blob's bytes in pieces (BlobMissing when there is none)."""
+        try:
+            fh = self.path(sha256).open("rb")
+        except FileNotFoundError:
+            raise BlobMissing(sha256) from None
+        with fh:
+            while chunk := fh.read(_CHUNK):
+                yield chunk
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        """Every file under ``<root>/<aa>/<bb>/`` (not ``tmp``), in no particular order."""
+        for first in _subdirectories(self.root):
+            if first.name == self.tmp.name:
+                continue
+            for second in _subdirectories(first):
+                for entry in os.scandir(second):
+                    try:
+                        if entry.is_file(follow_symlinks=False):
+                            st = entry.stat(follow_symlinks=False)
+                            yield BlobInfo(entry.name, st.st_size, st.st_mtime)
+                    except FileNotFoundError:  # removed meanwhile (a purge, a repair)
+                        continue
 
     # -- writing -------------------------------------------------------------------------
     def receive(self, chunks_source: IO[bytes], limit: int, chunk_size: int = 1 << 20) -> StagedBlob:
@@ -145,21 +213,43 @@ class FileBlobStore:
         """Purge only: the bytes of files deleted longer ago than the retention period."""
         self.path(sha256).unlink(missing_ok=True)
 
+    def replace(self, staged: StagedBlob) -> None:
+        """Repairs only (`moorage admin fsck --repair`): put bytes whose sha256 was checked
+        under their hash, replacing a damaged blob there; the temporary file is used up."""
+        final = self.path(staged.sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged.temp, final)
+        _fsync_dir(final.parent)
+
     def check_reachable(self) -> None:
         """Nothing beyond the local directory (/healthz writes into ``tmp`` itself)."""
 
-    def sweep_temporary(self, older_than: float = 3600.0) -> int:
-        """Remove temporary files left by a crash (at start-up)."""
+    def sweep_temporary(self, older_than: float = 3600.0, now: float | None = None) -> int:
+        """Remove temporary files left by a crash (at start-up): those last written more
+        than ``older_than`` seconds before ``now`` (the caller's clock; the system's if not
+        given). One that cannot be removed is logged and left."""
         removed = 0
-        cutoff = time.time() - older_than
+        cutoff = (time.time() if now is None else now) - older_than
         for entry in self.tmp.iterdir():
             try:
-                if entry.stat().st_mtime < cutoff:
+                if entry.lstat().st_mtime < cutoff:
                     entry.unlink()
                     removed += 1
             except FileNotFoundError:
                 continue
+            except OSError as exc:  # e.g. a directory someone made there: not ours to remove
+                _log.warning("could not remove the temporary file %s: %s", entry, exc.strerror or exc)
         return removed
+
+
+def _subdirectories(path: Path) -> Iterator[Path]:
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield Path(entry.path)
 
 
 def _fsync_dir(path: Path) -> None:

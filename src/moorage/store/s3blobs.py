@@ -31,7 +31,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from moorage.config import BlobSettings
-from moorage.store.blobs import FileBlobStore, StagedBlob
+from moorage.store.blobs import BlobInfo, BlobMissing, FileBlobStore, StagedBlob
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -117,9 +117,34 @@ class S3BlobStore:
             args["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
         try:
             got = self.client.get_object(**args)
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise BlobMissing(sha256) from None
+            raise BlobStoreUnavailable(f"GET {args['Key']}", exc) from exc
+        except BotoCoreError as exc:
             raise BlobStoreUnavailable(f"GET {args['Key']}", exc) from exc
         return ObjectStream(got["Body"], int(got["ContentLength"]), got.get("LastModified"))
+
+    def chunks(self, sha256: str) -> Iterator[bytes]:
+        """The object's bytes in pieces (BlobMissing when there is none)."""
+        try:
+            yield from self.open(sha256).chunks(1 << 20)
+        except (ClientError, BotoCoreError) as exc:  # the stream broke off
+            raise BlobStoreUnavailable(f"GET {self.key(sha256)}", exc) from exc
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        """Every object under the prefix that has the blob layout ``<aa>/<bb>/<name>``."""
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    parts = str(obj["Key"])[len(self.prefix):].split("/")
+                    if len(parts) != 3:
+                        continue
+                    modified = obj.get("LastModified")
+                    yield BlobInfo(parts[2], int(obj.get("Size", 0)), modified.timestamp() if modified else 0.0)
+        except (ClientError, BotoCoreError) as exc:
+            raise BlobStoreUnavailable(f"LIST {self.prefix}", exc) from exc
 
     def presigned_url(self, sha256: str, *, seconds: int, content_type: str,
                       content_disposition: str | None = None) -> str:
@@ -182,8 +207,14 @@ class S3BlobStore:
         except (ClientError, BotoCoreError) as exc:
             raise BlobStoreUnavailable(f"DELETE {key}", exc) from exc
 
-    def sweep_temporary(self, older_than: float = 3600.0) -> int:
-        return self._local.sweep_temporary(older_than)
+    def replace(self, staged: StagedBlob) -> None:
+        """Repairs only (`moorage admin fsck --repair`): put bytes whose sha256 was checked
+        under their hash, over a damaged object there; the temporary file is dropped."""
+        self._upload(staged)
+        staged.temp.unlink(missing_ok=True)
+
+    def sweep_temporary(self, older_than: float = 3600.0, now: float | None = None) -> int:
+        return self._local.sweep_temporary(older_than, now)
 
     def check_reachable(self) -> None:
         """/healthz: the bucket answers (HEAD bucket) with these credentials."""

@@ -344,3 +344,17 @@ job_runs = sa.Table(
     sa.Column("name", sa.String(50), primary_key=True),
     sa.Column("last_run_at", UTCDateTime, nullable=False),
 )
+
+# Blobs a file row references whose bytes are missing from the store or do not match their
+# sha256, as a download found them (missing) or `moorage admin fsck` last did; /healthz reports
+# the store degraded while any is here. fsck removes a row once it finds the bytes right again.
+blob_faults = sa.Table(
+    "blob_faults",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("filename", sa.String(300), nullable=False),  # a file that uses it (<file>.metadata for metadata)
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("found_at", UTCDateTime, nullable=False),
+    sa.Column("found_by", sa.String(20), nullable=False),  # "download" | "fsck"
+    sa.CheckConstraint("kind in ('missing', 'damaged')", name="kind"),
+)

@@ -12,12 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from moorage.domain.decisions import Decision
 from moorage.domain.downloads import counts_as_download
+from moorage.services import fsck
 from moorage.services.context import Context
 from moorage.services.downloads import DownloadCounter
+from moorage.store.blobs import BlobMissing
 from moorage.store.queries import FileView, find_file
+from moorage.web.metrics import MISSING_BLOBS
 from moorage.web.ranges import FileDownload, etag_matches, not_modified
-from moorage.web.responses import not_found
+from moorage.web.responses import Refusal, not_found
 from moorage.web.simple import PageCache
 
 if TYPE_CHECKING:
@@ -119,6 +123,24 @@ class FileViews:
                 for filename in self._by_project.pop(project, ()):
                     self._known.pop(filename, None)
 
+    async def _missing(self, request: Request, view: FileView, *, want_metadata: bool) -> Response:
+        """The file is offered but its bytes are not in the blob store: 503 naming it, never a
+        500. Counted, logged as one line, and kept in the database (so /healthz of every
+        worker reports the store degraded) until `moorage admin fsck` finds the bytes again."""
+        name = view.filename + (".metadata" if want_metadata else "")
+        sha = view.metadata_sha256 if want_metadata else view.sha256
+        assert sha is not None
+        MISSING_BLOBS.inc()
+        log.error("%s %s: the bytes of %s (sha256 %s) are missing from the blob store; answered 503 "
+                  "(moorage admin fsck finds and repairs them)", request.method, request.url.path, name, sha)
+        try:
+            await to_thread.run_sync(fsck.note_missing, self.ctx, sha, name)
+        except Exception as exc:  # noqa: BLE001 - the answer stays the 503 below
+            log.error("could not record the missing bytes of %s: %s", name, type(exc).__name__)
+        return Refusal(Decision.deny(
+            "blob-missing", f"the bytes of {name} are missing from the index's blob store; the index's operator "
+            "must restore them (moorage admin fsck --repair), try again later", status=503))
+
     async def download(self, request: Request) -> Response:
         sha256 = request.path_params["sha256"]
         filename: str = request.path_params["filename"]
@@ -137,15 +159,22 @@ class FileViews:
             return not_modified(etag, IMMUTABLE)  # the client has these bytes; not a download
         if want_metadata:
             if self.remote is not None:
-                return await self.remote.respond(request, view, want_metadata=True)
+                try:
+                    return await self.remote.respond(request, view, want_metadata=True)
+                except BlobMissing:
+                    return await self._missing(request, view, want_metadata=True)
             return FileDownload(
                 self.ctx.blobs.path(view.metadata_sha256),
                 media_type="text/plain; charset=utf-8",
                 headers={"etag": f'"{view.metadata_sha256}"', "cache-control": IMMUTABLE},
+                on_missing=lambda: self._missing(request, view, want_metadata=True),
             )
         response: Response
         if self.remote is not None:
-            response = await self.remote.respond(request, view, want_metadata=False)
+            try:
+                response = await self.remote.respond(request, view, want_metadata=False)
+            except BlobMissing:
+                return await self._missing(request, view, want_metadata=False)
         else:
             response = FileDownload(
                 self.ctx.blobs.path(view.sha256),
@@ -153,6 +182,7 @@ class FileViews:
                 headers={"etag": f'"{view.sha256}"', "cache-control": IMMUTABLE},
                 content_disposition_type="attachment",
                 filename=view.filename,
+                on_missing=lambda: self._missing(request, view, want_metadata=False),
             )
         if self.downloads is None or request.method != "GET":  # a HEAD is not a download
             return response

@@ -1,4 +1,4 @@
-"""GET /healthz: the database answers and the blob store takes a write."""
+"""GET /healthz: the database answers, the blob store takes a write and holds every file's bytes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from anyio import move_on_after, to_thread
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from moorage.services import fsck
 from moorage.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ class Home:
         try:
             with self.ctx.db.read() as conn:
                 conn.execute(sa.text("SELECT 1")).scalar_one()
+                # Bytes a download or fsck's last run found missing or damaged (every worker sees them).
+                faults, files = fsck.degraded(conn)
         except Exception as exc:
             log.warning("health check: database unreachable", exc_info=True)
             cause = getattr(exc, "orig", None) or exc
@@ -47,6 +50,10 @@ class Home:
         except Exception as exc:
             log.warning("health check: blob store unreachable", exc_info=True)
             return f"blob store unreachable: {getattr(exc, 'code', None) or type(exc).__name__}"
+        if faults:
+            return (f"blob store degraded: the bytes of {files} file(s) are missing or damaged ({faults} blob(s)); "
+                    "`moorage admin fsck` names them, `--repair --from-backup DIR` or `--from-index URL` "
+                    "brings them back")
         return None
 
     async def health(self, request: Request) -> Response:

@@ -64,6 +64,9 @@ UPLOADS = Counter("moorage_uploads", "Uploads to /legacy/ by result: accepted (2
                   ["result"], registry=REGISTRY)
 REFUSALS = Counter("moorage_refusals", "Refusals (responses with an X-Moorage-Rule header) by rule id.",
                    ["rule"], registry=REGISTRY)
+# Rare, and the operator's to act on: counted at once (web/files.py), not through the tally.
+MISSING_BLOBS = Counter("moorage_missing_blobs", "Downloads (GET, HEAD, Range) answered 503 because the file's "
+                        "bytes are missing from the blob store.", registry=REGISTRY)
 
 for _result in ("accepted", "refused", "error"):  # present (as 0) from the start
     UPLOADS.labels(_result)

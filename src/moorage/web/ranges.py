@@ -7,8 +7,12 @@ first) is ignored and the whole file sent with 200, as RFC 9110 allows a server 
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import anyio
 from starlette.datastructures import Headers
 from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -56,11 +60,24 @@ def not_modified(etag: str, cache_control: str) -> Response:
 
 class FileDownload(FileResponse):
     """Starlette's FileResponse (HEAD, one or several ranges, If-Range), except that a Range
-    header it would answer with 400 is ignored."""
+    header it would answer with 400 is ignored, and that a file that is not there is answered
+    by ``on_missing`` (web/files.py: 503 naming the file) instead of raising."""
+
+    def __init__(self, *args: Any, on_missing: Callable[[], Awaitable[Response]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_missing = on_missing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         wanted = Headers(scope=scope).get("range")
         if wanted is not None and byte_ranges(wanted) is None:
             scope = dict(scope)
             scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"range"]
+        if self.stat_result is None and self.on_missing is not None:
+            try:  # the stat FileResponse would make, made here (it is not made twice)
+                self.stat_result = await anyio.to_thread.run_sync(os.stat, self.path)
+            except FileNotFoundError:
+                await (await self.on_missing())(scope, receive, send)
+                return
+            self.set_stat_headers(self.stat_result)
         await super().__call__(scope, receive, send)

@@ -18,6 +18,7 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 
+from moorage.store.blobs import BlobMissing
 from moorage.store.queries import FileView
 from moorage.store.s3blobs import S3BlobStore
 from moorage.web.ranges import byte_ranges
@@ -80,10 +81,12 @@ class S3Downloads:
         if_range = request.headers.get("if-range")
         if wanted and if_range is not None and if_range != headers["etag"]:
             wanted = None  # the client's copy is of other bytes: send them all
-        if size is None and (wanted or request.method == "HEAD"):
-            size = await to_thread.run_sync(self.store.size, sha)
-            if size is None:
-                raise OSError(5, f"object store: no object for {sha}")  # answered as 503
+        if request.method == "HEAD" or (size is None and wanted):
+            # A HEAD asks the bucket too: it must not promise bytes the bucket does not have.
+            found = await to_thread.run_sync(self.store.size, sha)
+            if found is None:
+                raise BlobMissing(sha)  # answered as 503 naming the file (web/files.py)
+            size = size if size is not None else found
         try:
             byte_range = parse_range(wanted, size) if wanted and size is not None else None
         except Unsatisfiable:
