@@ -114,6 +114,7 @@ def test_db_upgrade_on_a_fresh_data_dir_and_again(tmp_path: Path) -> None:
 @pytest.mark.embedded
 def test_user_add_with_password_and_admin_flag(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    data.mkdir()
     run_cli(data, "user", "add", "alice", "--admin", "--password-stdin", input="correct horse\n")
     run_cli(data, "user", "add", "bob", input="")
     ctx = open_context(load_settings(data_dir=data, environ={}))
@@ -133,6 +134,7 @@ def test_user_add_with_password_and_admin_flag(tmp_path: Path) -> None:
 @pytest.mark.embedded
 def test_duplicate_user_exits_3_with_a_message(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    data.mkdir()
     run_cli(data, "user", "add", "carol")
     again = run_cli(data, "user", "add", "carol", "--admin", check=False)
     assert again.returncode == 3, again
@@ -153,6 +155,7 @@ def test_password_stdin_without_a_password_is_refused(tmp_path: Path) -> None:
 # -- tokens -------------------------------------------------------------------------------
 def test_token_create_prints_only_the_token(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    data.mkdir()
     run_cli(data, "user", "add", "erin")
     result = run_cli(data, "token", "create", "erin", "--project", "Some_Project", "--project", "other.proj",
                      "--expires-days", "7", "--description", "ci [deploy]")
@@ -178,6 +181,7 @@ def test_token_create_prints_only_the_token(tmp_path: Path) -> None:
 
 def test_token_create_refusals(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    data.mkdir()
     run_cli(data, "user", "add", "frank")
     zero = run_cli(data, "token", "create", "frank", "--expires-days", "0", check=False)
     assert zero.returncode == 3 and zero.stdout == "", zero
@@ -188,6 +192,7 @@ def test_token_create_refusals(tmp_path: Path) -> None:
 
 def test_token_list_never_shows_secrets(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    data.mkdir()
     run_cli(data, "user", "add", "grace")
     tokens = [run_cli(data, "token", "create", "grace", *extra).stdout.strip()
               for extra in ([], ["--project", "a-very-long-project-name-for-the-table", "--description", "x [y] z"])]
@@ -239,6 +244,10 @@ def test_moorage_data_dir_is_honoured(tmp_path: Path) -> None:
     cwd.mkdir()
     chosen = tmp_path / "chosen"
     env = base_env() | {"MOORAGE_DATA_DIR": str(chosen)}
+    missing = moorage("user", "add", "heidi", env=env, cwd=cwd)  # not made on the fly: named
+    assert missing.returncode == 2 and str(chosen) in missing.stderr and "MOORAGE_DATA_DIR" in missing.stderr
+    assert not chosen.exists() and not (cwd / "moorage-data").exists()
+    chosen.mkdir()
     assert moorage("user", "add", "heidi", env=env, cwd=cwd).returncode == 0
     assert (chosen / "moorage.db").exists()
     assert not (cwd / "moorage-data").exists()
@@ -246,6 +255,7 @@ def test_moorage_data_dir_is_honoured(tmp_path: Path) -> None:
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
     # --data-dir beats the environment.
     flagged = tmp_path / "flagged"
+    flagged.mkdir()
     assert moorage("user", "add", "ivan", "--data-dir", str(flagged), env=env, cwd=cwd).returncode == 0
     assert (flagged / "moorage.db").exists()
     assert moorage("token", "list", "ivan", env=env, cwd=cwd).returncode == 4
@@ -258,6 +268,7 @@ def test_moorage_config_is_honoured(tmp_path: Path) -> None:
     from_config = tmp_path / "from-config"
     config = tmp_path / "moorage.toml"
     config.write_text(f'data_dir = "{from_config}"\n[upload]\nmax_file_size = "1 MiB"\n')
+    from_config.mkdir()
     env = base_env() | {"MOORAGE_CONFIG": str(config)}
     result = moorage("user", "add", "judy", env=env, cwd=cwd)
     assert result.returncode == 0, result.stderr
@@ -266,6 +277,7 @@ def test_moorage_config_is_honoured(tmp_path: Path) -> None:
     assert moorage("token", "create", "judy", env=env, cwd=cwd).returncode == 0
     # MOORAGE_DATA_DIR beats the file's data_dir.
     override = tmp_path / "override"
+    override.mkdir()
     both = moorage("user", "add", "kim", env=env | {"MOORAGE_DATA_DIR": str(override)}, cwd=cwd)
     assert both.returncode == 0 and (override / "moorage.db").exists()
     # A MOORAGE_CONFIG that names a missing file is an error, so the variable is read.

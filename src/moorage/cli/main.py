@@ -7,12 +7,14 @@ import getpass
 import json
 import os
 import secrets
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.exc import DBAPIError
 
 from moorage import __version__
 from moorage.cli import audit, simulate
@@ -24,6 +26,7 @@ from moorage.domain.decisions import Decision, Denied
 from moorage.log.note import NoteError
 from moorage.services import accounts, checks, deletion, handover, lifecycle, removal, roles
 from moorage.services.context import Context, open_context
+from moorage.store import preflight
 
 EXIT_DENIED = 3
 EXIT_NOT_FOUND = 4
@@ -37,13 +40,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="data directory (or MOORAGE_DATA_DIR; default ./moorage-data)")
 
 
+# The settings this command runs with: main() names their database when it cannot be used.
+_loaded: Settings | None = None
+
+
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
-    return load_settings(args.config, data_dir=args.data_dir, **overrides)  # type: ignore[arg-type]
+    global _loaded
+    _loaded = load_settings(args.config, data_dir=args.data_dir, **overrides)  # type: ignore[arg-type]
+    return _loaded
 
 
 def _context(args: argparse.Namespace) -> Context:
+    """The index of an existing data directory, its database opened and checked."""
     settings = _settings(args)
+    preflight.require_data_dir(settings.data_dir)
     ctx = open_context(settings)
+    preflight.check_database(ctx.db)
     if settings.is_embedded and not ctx.db.is_current():
         ctx.db.upgrade()
     return ctx
@@ -84,7 +96,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
+    # The first start makes the data directory; every start checks it can write what it must.
+    preflight.check_writable(settings.data_dir, settings.blob_dir if settings.blobs.store == "file" else None,
+                             embedded=settings.is_embedded)
     ctx = open_context(settings)
+    preflight.check_database(ctx.db)
     if settings.is_embedded:
         ctx.db.upgrade()
     elif not ctx.db.is_current():
@@ -372,6 +388,7 @@ def cmd_log_key(args: argparse.Namespace) -> int:
     from moorage.log.keys import load_or_create
 
     settings = _settings(args)
+    preflight.require_data_dir(settings.data_dir)
     print(load_or_create(settings.log_key_file, settings.log_origin).verifier.vkey())
     return 0
 
@@ -813,6 +830,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except NoteError as exc:
         err.print(f"moorage: log key: {exc}")
+        return 2
+    except preflight.Unusable as exc:
+        err.print(f"moorage: {exc}")
+        return 2
+    except (DBAPIError, sqlite3.Error) as exc:
+        explained = preflight.explain_database_error(exc, (_loaded or Settings()).db_url)
+        if explained is None:
+            raise
+        err.print(f"moorage: {explained}")
         return 2
     except Denied as denied:
         if getattr(args, "json", False):
