@@ -103,8 +103,8 @@ class CorpusFile:
 
     ``packagetype`` is ``sdist`` or ``bdist_wheel``. ``backend`` is the build backend as the file
     itself tells it (see ``read_file_facts``), ``metadata_version`` its core metadata's
-    ``Metadata-Version``. ``expected`` is ``accept``, or ``refuse`` / ``refuse:<reason>`` for a
-    file the public index would refuse if it were uploaded today.
+    ``Metadata-Version``. ``expected`` is ``accept``, or ``refuse:<rule>:<words of the reason>`` for
+    a file moorage refuses, as the public index does today, for that reason.
     """
 
     project: str
@@ -133,7 +133,7 @@ class CorpusFile:
 
     @property
     def refusal_reason(self) -> str | None:
-        """``metadata-version`` for ``refuse:metadata-version``, ``""`` for a bare ``refuse``."""
+        """``invalid-metadata:<words>`` for ``refuse:invalid-metadata:<words>``."""
         if self.accepted:
             return None
         return self.expected.partition(":")[2]

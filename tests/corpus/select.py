@@ -338,6 +338,17 @@ def uv_closure(index: str, cutoff: datetime, requirements: list[str]) -> dict[st
     return pins
 
 
+# Files pinned whatever the selection picks: the expected outcome of each. Refused ones are real
+# files the public index took once and refuses today, and moorage refuses for the same reason
+# (a resolver cannot read them); accepted ones are Metadata-Version 2.0 wheels, which moorage
+# takes on purpose (docs/api.md).
+PINNED: dict[str, str] = {
+    "fastapi-0.1.17-py3-none-any.whl": "refuse:invalid-metadata:'.none' is invalid for 'provides-extra'",
+    "jmespath-0.9.4-py2.py3-none-any.whl": "accept",
+    "pathspec-0.7.0-py2.py3-none-any.whl": "accept",
+}
+
+
 def read_lines(path: Path) -> list[str]:
     return [s for line in path.read_text().splitlines() if (s := line.split("#")[0].strip())]
 
@@ -374,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             pins.setdefault(name, set()).add(version)
     print(f"install closure: {len(pins)} projects, {sum(map(len, pins.values()))} pins", file=sys.stderr)
 
-    names = list(dict.fromkeys([*projects, *sorted(pins)]))
+    pinned_projects = sorted({str(canonicalize_name(name.split("-", 1)[0])) for name in PINNED})
+    names = list(dict.fromkeys([*projects, *sorted(pins), *pinned_projects]))
     with ThreadPoolExecutor(8) as pool:
         pages = dict(zip(names, pool.map(lambda n: get_page(args.index, n, work), names), strict=True))
 
@@ -394,6 +406,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"note: {name}=={version} installs from its sdist", file=sys.stderr)
             chosen[wheel.filename] = replace(wheel, why="install")
             required.add(wheel.filename)
+    for name in pinned_projects:
+        for files in releases_of(name, pages[name], cutoff).values():
+            for c in files:
+                if c.filename in PINNED:
+                    chosen[c.filename] = replace(c, why="pinned")
+                    required.add(c.filename)
     for i, project in enumerate(projects):
         for c in select_project(i, project, releases_of(project, pages[project], cutoff), args.years):
             chosen.setdefault(c.filename, c)
@@ -443,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         facts = corpus.read_file_facts(paths[f.filename])
         backends[f.filename] = facts.raw
-        expected = "refuse:metadata-version" if facts.metadata_version == "2.0" else "accept"
+        expected = PINNED.get(f.filename, "accept")
         final.append(replace(f, backend=facts.backend, metadata_version=facts.metadata_version, expected=expected))
     final.sort(key=lambda f: (str(canonicalize_name(f.project)), Version(f.version), f.filename))
     (work / "problems.json").write_text(json.dumps(problems, indent=1, sort_keys=True))
@@ -462,8 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         "fetches them). Made by tests/corpus/select.py from projects.txt and install.txt.",
         f"snapshot cut-off: {cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')} (nothing uploaded after it was considered;",
         "the install set's closures were resolved with uv's --exclude-newer set to it)",
-        "expected: accept, or refuse[:reason] for a file the public index would refuse as a new upload today",
-        "(Metadata-Version 2.0 is not a valid metadata version there: refuse:metadata-version).",
+        "expected: accept, or refuse:<rule>:<words of the reason> for a file moorage refuses, and the",
+        "public index too, for that reason (select.py's PINNED; docs/api.md has the rules)",
     ]
     corpus.write_list(final, args.out, comments)
     print(f"wrote {len(final)} files to {args.out}", file=sys.stderr)
