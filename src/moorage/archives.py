@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import gzip
+import os
 import posixpath
 import re
 import stat
@@ -18,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from moorage import zipframe
 from moorage.domain.decisions import Decision, Denied
 from moorage.domain.filenames import DistFilename
 from moorage.domain.names import normalize
 from moorage.domain.policy import UploadPolicy
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,8 @@ def _invalid(reason: str) -> Denied:
 
 
 def _check_member_name(name: str) -> list[str]:
-    if not name or "\x00" in name:
-        raise _unsafe(f"archive member {name!r} has an empty name or a NUL byte")
+    if not name or _CONTROL.search(name):
+        raise _unsafe(f"archive member {name!r} has an empty name or a control character in it")
     if name.startswith("/") or _DRIVE.match(name):
         raise _unsafe(f"archive member {name!r} has an absolute path")
     if "\\" in name:
@@ -73,7 +76,14 @@ _ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 
 
 def _zip_members(archive: zipfile.ZipFile, policy: UploadPolicy, budget: int, kind: str) -> tuple[set[str], int]:
-    """Checks every member's name, kind, compression and the expanded total; returns the names."""
+    """Checks the framing, every member's name, kind, compression and the expanded total;
+    returns the names."""
+    if archive.filename is not None:
+        with open(archive.filename, "rb") as fp:
+            try:
+                zipframe.check_framing(archive, fp, os.fstat(fp.fileno()).st_size)
+            except zipframe.FramingError as exc:
+                raise _invalid(f"the {kind}'s zip cannot be read one way only: {exc}") from None
     total = 0
     seen: set[str] = set()
     for info in archive.infolist():
