@@ -96,6 +96,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
+    import logging.config
+
+    from moorage import oplog
+
+    log_config = oplog.serve_logging(args.access_log)
+    logging.config.dictConfig(log_config)
     # The first start makes the data directory; every start checks it can write what it must.
     preflight.check_writable(settings.data_dir, settings.blob_dir if settings.blobs.store == "file" else None,
                              embedded=settings.is_embedded)
@@ -122,8 +128,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                      name="daily-jobs", daemon=True).start()
     print(f"moorage {__version__} serving {settings.data_dir.resolve()} on http://{settings.host}:{settings.port}/",
           flush=True)
-    common = dict(host=settings.host, port=settings.port, log_level="warning", access_log=args.access_log,
-                  http="httptools", loop="uvloop", server_header=False)
+    # The operator's log (refusals, events) on standard error; uvicorn's access log only when asked for.
+    common = dict(host=settings.host, port=settings.port, log_config=log_config, log_level=None,
+                  access_log=args.access_log, http="httptools", loop="uvloop", server_header=False)
     if settings.workers > 1:
         ctx.close()
         os.environ["MOORAGE_DATA_DIR"] = str(settings.data_dir.resolve())
@@ -589,7 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
-    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--access-log", action="store_true",
+                       help="also log every request (refusals and changes are always logged)")
     serve.set_defaults(func=cmd_serve)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)

@@ -62,6 +62,14 @@ def caller(ctx: Context, header: str | None, address: str | None = None) -> Call
     return Caller(view, found[1], is_admin)
 
 
+def token_owner(ctx: Context, token: str) -> str | None:
+    """The name of the user a known token belongs to (revoked or expired too), for the log line
+    of a refusal; None for a token this index does not know."""
+    with ctx.db.read() as conn:
+        found = find_token(conn, token)
+    return found[0].user_name if found is not None else None
+
+
 def admin_from_request(ctx: Context, header: str | None) -> bool:
     who = caller(ctx, header)
     return who is not None and who.is_admin

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from moorage import oplog
 from moorage.log.compact import CompactRange
 from moorage.log.entry import encode_entry
 from moorage.log.merkle import leaf_hash
+from moorage.store.database import after_commit
 from moorage.store.tables import events, log_entries, log_state, projects
 
 # Held for the rest of the transaction on PostgreSQL so serials follow commit order.
@@ -45,6 +49,9 @@ def append_event(
     if project is not None:
         conn.execute(projects.update().where(projects.c.normalized_name == project).values(last_serial=serial))
     _log_append(conn, int(serial), now, actor, action, subject, project, payload or {})
+    if oplog.EVENTS.isEnabledFor(logging.INFO):  # the operator's log line, once committed
+        after_commit(conn, functools.partial(oplog.event, int(serial), action, subject, project, actor,
+                                             payload or {}))
     return int(serial)
 
 

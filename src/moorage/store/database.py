@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,15 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_AFTER_COMMIT = "moorage.after_commit"
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the transaction of ``conn`` (a ``Database.write``) has committed;
+    never if it rolls back (nor outside ``Database.write``)."""
+    pending = conn.info.get(_AFTER_COMMIT)
+    if pending is not None:
+        pending.append(callback)
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
@@ -59,9 +68,17 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One transaction: commits on success, rolls back on any exception."""
+        """One transaction: commits on success, rolls back on any exception. What was handed to
+        ``after_commit`` runs once the commit is done."""
+        callbacks: list[Callable[[], None]] = []
         with self.write_engine.begin() as conn:
-            yield conn
+            conn.info[_AFTER_COMMIT] = callbacks
+            try:
+                yield conn
+            finally:
+                conn.info.pop(_AFTER_COMMIT, None)
+        for callback in callbacks:
+            callback()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

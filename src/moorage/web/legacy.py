@@ -10,10 +10,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message, Receive
 
 from moorage.domain.decisions import Decision, Denied
-from moorage.services.auth import basic_credentials
+from moorage.domain.names import normalize
+from moorage.services.auth import basic_credentials, token_owner
 from moorage.services.context import Context
 from moorage.services.uploads import UploadForm, upload_file
-from moorage.web.responses import Refusal
+from moorage.web.responses import Refusal, attribute
 
 # Room for the form's metadata fields around the file itself.
 FORM_OVERHEAD = 8 * 1024 * 1024
@@ -98,6 +99,9 @@ class LegacyUpload:
                                         address=request.client.host if request.client else None)
                 )
             except Denied as denied:
+                # The operator's log line names the project and whose token it was (never the token).
+                owner = await to_thread.run_sync(token_owner, self.ctx, token)
+                attribute(request.scope, project=normalize(fields.name) if fields.name else None, actor=owner)
                 return Refusal(denied.decision)
         finally:
             await form.close()

@@ -30,7 +30,7 @@ from moorage.services import checks, deletion, handover, lifecycle, removal, sta
 from moorage.services.accounts import NotFound
 from moorage.services.auth import Caller, caller
 from moorage.services.context import Context
-from moorage.web.responses import Refusal
+from moorage.web.responses import Refusal, attribute
 
 MAX_BODY = 64 * 1024
 JSONValue = Any
@@ -446,6 +446,7 @@ class ManagementAPI:
         if who is None:
             return _bad("authentication-required", "authenticate with an API token: Authorization: Bearer TOKEN",
                         status=401)
+        attribute(request.scope, project=project, actor=who.token.user_name)
         if who.token.projects and project not in who.token.projects:
             return _bad("token-scope", f"the API token {who.token.token_id} is not scoped to {project!r}", 403)
         return project, who

@@ -3,12 +3,43 @@
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from moorage import oplog
 from moorage.domain.decisions import Decision
+from moorage.domain.names import normalize
 from moorage.web import reason
+
+# Who a refusal was for, as far as the view knows (the operator's log line): set on the scope.
+_WHO = "moorage.who"
+_PROJECT_IN_PATH = re.compile(r"/(?:pending/)?(?:simple|project|manage/project|api/projects|pypi)/([^/]+)")
+
+
+def attribute(scope: Scope, *, project: str | None = None, actor: str | None = None) -> None:
+    """Name the project and the actor of this request, for the log line of a refusal."""
+    who = scope.setdefault(_WHO, {})
+    if project:
+        who["project"] = project
+    if actor:
+        who["actor"] = actor
+
+
+def log_refusal(scope: Scope, decision: Decision) -> None:
+    """The operator's line for a refusal (docs/operations.md). A 404 is no refusal of a rule
+    (installers ask for projects an index does not have), and a 5xx is logged where it failed."""
+    if decision.rule == "not-found" or decision.status >= 500:
+        return
+    who = scope.get(_WHO, {})
+    path = str(scope.get("path", ""))
+    project = who.get("project")
+    if project is None:
+        match = _PROJECT_IN_PATH.match(path)
+        project = normalize(match.group(1)) if match else None
+    oplog.refused(decision.rule, decision.status, decision.reason, project=project, actor=who.get("actor"),
+                  method=scope.get("method"), path=path)
 
 
 class Refusal(Response):
@@ -24,6 +55,7 @@ class Refusal(Response):
             super().__init__(decision.reason + "\n", decision.status, headers, media_type="text/plain")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        log_refusal(scope, self.decision)
         token = reason.status_reason(self.decision.reason)
         try:
             await super().__call__(scope, receive, send)

@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from moorage import oplog
 from moorage.domain import factors as factor_rules
 from moorage.domain.decisions import Denied
 from moorage.services import accounts, factors, sessions
@@ -36,6 +37,13 @@ DONE = {
     "last-factor-removed": "Second factor removed. It was the last one: your recovery codes are gone too, and "
                            "signing in asks only for the password.",
 }
+
+
+def _refused(request: Request, denied: Denied, actor: str | None) -> None:
+    """The operator's log line for a refused sign-in or account action (docs/operations.md)."""
+    decision = denied.decision
+    oplog.refused(decision.rule, decision.status, decision.reason, actor=actor, method=request.method,
+                  path=request.url.path)
 
 
 def _next(value: object) -> str:
@@ -94,6 +102,7 @@ async def fresh_factor_gate(ctx: Context, request: Request, visitor: Visitor, fo
                                                              rp=relying_party(request)))
             return None
         except Denied as denied:
+            _refused(request, denied, visitor.user.name if visitor.user else None)
             error, status = denied.decision.reason, denied.decision.status
         reason = f"{what[:1].upper()}{what[1:]} needs a second-factor check"
     else:
@@ -135,6 +144,7 @@ class AccountPages:
             session_id = await to_thread.run_sync(
                 lambda: sessions.sign_in(self.ctx, name, password, address=address))
         except Denied as denied:
+            _refused(request, denied, name)
             return page(visitor, "login.html", denied.decision.status, error=denied.decision.reason,
                         username=name, next=target)
         pending = await to_thread.run_sync(sessions.pending_user, self.ctx, session_id)
@@ -176,6 +186,7 @@ class AccountPages:
             new_id = await to_thread.run_sync(
                 lambda: factors.finish_sign_in(self.ctx, session_id, proof, address=address, rp=rp))
         except Denied as denied:
+            _refused(request, denied, visitor.user.name if visitor.user else None)
             pending = await to_thread.run_sync(sessions.pending_user, self.ctx, session_id)
             if pending is None:
                 return page(visitor, "login.html", denied.decision.status, error=denied.decision.reason, next=target)
@@ -236,6 +247,7 @@ class AccountPages:
             token_id, token = await to_thread.run_sync(lambda: accounts.create_token(
                 self.ctx, user, projects=projects, expires_days=days, description=description))
         except Denied as denied:
+            _refused(request, denied, visitor.user.name if visitor.user else None)
             return await self._render(visitor, denied.decision.status, error=denied.decision.reason)
         return await self._render(visitor, new_token=token, new_token_id=token_id)
 
@@ -287,6 +299,7 @@ class AccountPages:
             enrolled = await to_thread.run_sync(
                 lambda: factors.enrol_totp(self.ctx, user, secret=secret, code=code, label=label))
         except Denied as denied:
+            _refused(request, denied, visitor.user.name if visitor.user else None)
             if not factor_rules.valid_totp_secret(secret):
                 secret = factors.new_totp_secret()
             return self._totp_page(visitor, secret, label or "Authenticator app", denied.decision.status,
@@ -323,6 +336,7 @@ class AccountPages:
             enrolled = await to_thread.run_sync(
                 lambda: factors.enrol_webauthn(self.ctx, user, credential=credential, label=label, rp=rp))
         except Denied as denied:
+            _refused(request, denied, visitor.user.name if visitor.user else None)
             return await self._key_page(request, visitor, label or "Security key", denied.decision.status,
                                         denied.decision.reason)
         return await self._enrolled(visitor, enrolled)
@@ -343,6 +357,7 @@ class AccountPages:
         try:
             last = await to_thread.run_sync(lambda: factors.remove_factor(self.ctx, user, factor_id))
         except Denied as denied:
+            _refused(request, denied, visitor.user.name if visitor.user else None)
             return await self._render(visitor, denied.decision.status, error=denied.decision.reason)
         except NotFound as missing:
             return message(visitor, "Not found", str(missing), 404, back="/account/")
@@ -359,6 +374,7 @@ class AccountPages:
         try:
             codes = await to_thread.run_sync(lambda: factors.regenerate_recovery_codes(self.ctx, user))
         except Denied as denied:
+            _refused(request, denied, visitor.user.name if visitor.user else None)
             return await self._render(visitor, denied.decision.status, error=denied.decision.reason)
         return page(visitor, "recovery_codes.html", intro="New recovery codes: the old ones no longer work.",
                     codes=codes)

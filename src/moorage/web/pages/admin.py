@@ -90,7 +90,7 @@ class AdminPages:
             await to_thread.run_sync(lambda: run(self.ctx, user, form))
         except Denied as denied:
             return message(visitor, "Refused", denied.decision.reason, denied.decision.status,
-                           rule=denied.decision.rule, back="/admin/")
+                           rule=denied.decision.rule, back="/admin/", project=form.get("project") or None)
         except NotFound as missing_thing:
             return message(visitor, "Not found", str(missing_thing), 404, back="/admin/")
         return RedirectResponse(f"/admin/?done={verb}", 303)

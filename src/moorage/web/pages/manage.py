@@ -123,7 +123,7 @@ class ManagePages:
             return message(visitor, "Not found", "There is no project of this name on this index.", 404)
         if not view.may_manage:
             return message(visitor, "Not yours", f"You have no role on {view.project.name}; its owners manage it.",
-                           403, rule="no-role", back=f"/project/{name}/")
+                           403, rule="no-role", back=f"/project/{name}/", project=name)
         done = FORM_ACTIONS.get(request.query_params.get("done", ""))
         return page(visitor, "manage.html", view=view, project=view.project, done=done.label if done else None)
 
@@ -141,10 +141,10 @@ class ManagePages:
         missing = [k for k in _REQUIRED.get(verb, ()) if not form.get(k)]
         if missing:
             return message(visitor, "Something is missing", f"fill in: {', '.join(missing)}", 400,
-                           rule="invalid-form", back=back)
+                           rule="invalid-form", back=back, project=project)
         if action.confirm and normalize(form.get("confirm", "") or "-") != project:
             return message(visitor, "Not confirmed", f"type the project's name, {project}, to confirm", 400,
-                           rule="confirmation-required", back=back)
+                           rule="confirmation-required", back=back, project=project)
         if action.fresh:
             gate = await fresh_factor_gate(self.ctx, request, visitor, raw, _sensitive(verb, project, form), back)
             if gate is not None:
@@ -154,7 +154,7 @@ class ManagePages:
             await to_thread.run_sync(lambda: action.run(self.ctx, project, user, form))
         except Denied as denied:
             return message(visitor, "Refused", denied.decision.reason, denied.decision.status,
-                           rule=denied.decision.rule, back=back)
+                           rule=denied.decision.rule, back=back, project=project)
         except NotFound as missing_thing:
             return message(visitor, "Not found", str(missing_thing), 404, back=back)
         if verb in ("leave", "decline"):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
-from moorage import __version__
+from moorage import __version__, oplog
 
 if TYPE_CHECKING:  # session imports render for its refusal page
     from moorage.web.pages.session import Visitor
@@ -70,5 +70,9 @@ def page(visitor: Visitor, template: str, http_status: int = 200, **context: Any
 
 
 def message(visitor: Visitor, title: str, text: str, http_status: int, *, rule: str | None = None,
-            back: str | None = None, kind: str = "error") -> HTMLResponse:
+            back: str | None = None, kind: str = "error", project: str | None = None) -> HTMLResponse:
+    """A page with one message; with a ``rule``, a refusal (the operator's log has its line)."""
+    if rule is not None and 400 <= http_status < 500:
+        oplog.refused(rule, http_status, text, project=project, actor=visitor.user.name if visitor.user else None,
+                      page=title)
     return page(visitor, "message.html", http_status, title=title, message=text, rule=rule, back=back, kind=kind)

@@ -19,6 +19,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from moorage import oplog
 from moorage.domain.decisions import Decision
 from moorage.services.context import Context
 from moorage.services.sessions import SessionUser, current_user
@@ -110,5 +111,6 @@ class WebAuth:
     async def refuse(self, request: Request, exc: Exception) -> Response:
         """The page for a post that failed the CSRF check (an exception handler)."""
         decision = CSRFError.decision
+        oplog.refused(decision.rule, decision.status, decision.reason, method=request.method, path=request.url.path)
         return render("message.html", 403, title="Refused", message=decision.reason, rule=decision.rule,
                       kind="error", user=None, csrf_token="")
