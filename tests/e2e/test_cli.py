@@ -384,3 +384,73 @@ def test_role_commands_let_a_maintainer_upload(server: Server, unique: str, dist
     server.cli("role", "remove", name, user)
     status, body = upload_status(server, token, make_wheel(dists, name, "1.2"))
     assert status == 403, (status, body)
+
+
+# -- events: whole payloads, one actor for the operator, a closed pipe ----------------------
+def _details(table: str, serial: int) -> str:
+    """The details cell of one event's row in `moorage events`' table, its folded lines joined."""
+    cells: list[str] = []
+    inside = False
+    for line in table.splitlines():
+        if not line.startswith("│"):
+            continue
+        parts = line.split("│")
+        first = parts[1].strip()
+        if first:
+            inside = first == str(serial)
+        if inside:
+            cells.append(parts[-2].strip())
+    return "".join(cells)
+
+
+def test_events_show_payloads_whole_and_the_operator_by_one_name(server: Server, unique: str, dists: Path) -> None:
+    name = f"evt-{unique}"
+    status, body = upload_status(server, server.admin_token, make_wheel(dists, name, "1.0"))
+    assert status == 200, body
+    reason = "a reason long enough to be folded over several lines of the table: " + " ".join(
+        f"word{n:03d}" for n in range(40)) + ' with "quotes", commas, and = signs'
+    user = f"evu{unique}"
+    server.cli("yank", name, "1.0", "--reason", reason)
+    server.cli("user", "add", user)
+    server.cli("role", "set", name, user, "--role", "maintainer")
+    token_id = TOKEN.match(server.cli("token", "create", user).stdout.strip()).group(1)  # type: ignore[union-attr]
+    server.cli("token", "revoke", token_id)
+    server.cli("role", "remove", name, user)
+    everything = json.loads(server.cli("events", "--json").stdout)
+    mine = [e for e in everything if e["project"] == name or e["subject"] in (f"user:{user}", f"token:{token_id}")]
+    by_cli = [e for e in mine if e["action"] not in ("project-created", "role-added", "release-created",
+                                                     "file-added") or e["actor"] != "admin"]
+    assert {e["action"] for e in by_cli} >= {"release-yanked", "user-created", "role-added", "token-created",
+                                             "token-revoked", "role-removed"}, by_cli
+    assert {e["actor"] for e in by_cli} == {"operator"}, [(e["action"], e["actor"]) for e in by_cli]
+
+    table = server.cli("events", "--project", name)
+    assert "…" not in table.stdout and "Traceback" not in table.stdout + table.stderr
+    (yank,) = [e for e in mine if e["action"] == "release-yanked"]
+    shown = _details(table.stdout, yank["serial"])
+    expected = "".join(f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
+                       for k, v in yank["payload"].items() if k != "project")
+    assert shown.replace(" ", "") == expected.replace(" ", ""), (shown, expected)
+    assert reason.replace(" ", "") in shown.replace(" ", "")
+
+
+def test_a_closed_pipe_ends_a_command_quietly(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run_cli(data, "db", "upgrade")
+    ctx = open_context(load_settings(environ=cli_env(data)))
+    try:
+        for n in range(600):  # more output than a pipe holds
+            accounts.add_user(ctx, f"user{n:04d}", password=None, actor="operator")
+    finally:
+        ctx.close()
+    for command in ("events --json", "events", "policy show --json"):
+        shell = f"{sys.executable} -m moorage {command} | head -n 3; echo \"status=${{PIPESTATUS[0]}}\""
+        proc = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, env=cli_env(data), timeout=120)
+        assert proc.stderr == "", (command, proc.stderr)
+        assert len(proc.stdout.splitlines()) == 4, proc.stdout
+        status = proc.stdout.splitlines()[-1]
+        assert status in ("status=0", "status=141"), (command, status)  # 0: all of it fit in the pipe
+    big = subprocess.run(["bash", "-c", f"{sys.executable} -m moorage events --json | head -n 1; "
+                          "echo \"status=${PIPESTATUS[0]}\""], capture_output=True, text=True, env=cli_env(data),
+                         timeout=120)
+    assert big.stderr == "" and big.stdout.splitlines() == ["[", "status=141"], big

@@ -491,7 +491,7 @@ def test_an_operator_resets_the_factors_of_a_locked_out_user_with_a_reason(ctx: 
     assert count(ctx, recovery_codes) == 0
     assert sessions.pending_user(ctx, pending) is None  # the sign-in waiting for a factor ended
     (reset,) = [e for e in rows(ctx, events) if e.action == "factors-reset"]
-    assert (reset.actor, reset.subject, reset.project) == ("cli", "user:alice", None)
+    assert (reset.actor, reset.subject, reset.project) == ("operator", "user:alice", None)
     assert reset.payload["reason"] == "lost phone and codes; id checked" and reset.payload["recovery_codes"] == 8
     assert "factors-reset" not in PUBLIC_ACTIONS
     assert sessions.current_user(ctx, sessions.sign_in(ctx, "alice", PASSWORD, address=ADDRESS)) is not None

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from moorage.services import critical
+from moorage.services.lifecycle import OPERATOR
 
 err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
@@ -70,6 +71,6 @@ def cmd_flags(args: argparse.Namespace, ctx: Any) -> int:
 
 
 def cmd_review(args: argparse.Namespace, ctx: Any) -> int:
-    critical.review_flag(ctx, args.project, args.decision, reason=args.reason, actor="cli")
+    critical.review_flag(ctx, args.project, args.decision, reason=args.reason, actor=OPERATOR.name)
     err.print(f"{args.project}: {args.decision}ed")
     return 0

@@ -11,6 +11,7 @@ from rich.console import Console
 from moorage.config import load_settings
 from moorage.services import factors
 from moorage.services.context import open_context
+from moorage.services.lifecycle import OPERATOR
 from moorage.store import preflight
 
 err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
@@ -39,7 +40,7 @@ def cmd_reset_factors(args: argparse.Namespace) -> int:
         preflight.check_database(ctx.db)
         if settings.is_embedded and not ctx.db.is_current():
             ctx.db.upgrade()
-        removed = factors.reset_factors(ctx, args.name, reason=args.reason, actor="cli")
+        removed = factors.reset_factors(ctx, args.name, reason=args.reason, actor=OPERATOR.name)
     finally:
         ctx.close()
     if removed:

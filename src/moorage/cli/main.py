@@ -30,6 +30,11 @@ from moorage.store import preflight
 
 EXIT_DENIED = 3
 EXIT_NOT_FOUND = 4
+EXIT_CLOSED_PIPE = 141  # as a shell's writer killed by SIGPIPE: `moorage events | head` ends quietly
+# Who a command run at the CLI acts as, in every event it records: the operator (an admin),
+# unless --as USER (docs/lifecycle.md, "Acting as someone"). What the index does on its own
+# (the first start's account, the daily job) is "system".
+OPERATOR = lifecycle.OPERATOR.name
 # Messages carry user text (names, config keys such as [upload], file paths): no markup, and
 # no line breaks inserted at the terminal width, so each message stays one greppable line.
 err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
@@ -162,7 +167,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     else:
         password = None
     ctx = _context(args)
-    accounts.add_user(ctx, args.name, password=password, is_admin=args.admin, actor="cli")
+    accounts.add_user(ctx, args.name, password=password, is_admin=args.admin, actor=OPERATOR)
     err.print(f"created user {args.name}{' (admin)' if args.admin else ''}")
     return 0
 
@@ -171,7 +176,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     ctx = _context(args)
     _id, token = accounts.create_token(ctx, args.name, projects=args.project or [],
                                        expires_days=args.expires_days, description=args.description or "",
-                                       actor="cli")
+                                       actor=OPERATOR)
     print(token)
     return 0
 
@@ -212,24 +217,24 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     ctx = _context(args)
     if args.all_for:
-        revoked = accounts.revoke_all_tokens(ctx, args.all_for, actor="cli", reason=args.reason)
+        revoked = accounts.revoke_all_tokens(ctx, args.all_for, actor=OPERATOR, reason=args.reason)
         err.print(f"revoked {len(revoked)} token(s) of {args.all_for}" + (": " + ", ".join(revoked) if revoked else ""))
         return 0
-    accounts.revoke_token(ctx, args.id, actor="cli")
+    accounts.revoke_token(ctx, args.id, actor=OPERATOR)
     err.print(f"revoked token {args.id}")
     return 0
 
 
 def cmd_role_set(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    roles.set_role(ctx, args.project, args.user, args.role, actor="cli")
+    roles.set_role(ctx, args.project, args.user, args.role, actor=OPERATOR)
     err.print(f"{args.user} is now {args.role} of {args.project}")
     return 0
 
 
 def cmd_role_remove(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    roles.remove_role(ctx, args.project, args.user, actor="cli")
+    roles.remove_role(ctx, args.project, args.user, actor=OPERATOR)
     err.print(f"removed {args.user} from {args.project}")
     return 0
 
@@ -307,11 +312,15 @@ def cmd_events(args: argparse.Namespace) -> int:
         print(json.dumps([e.as_dict() for e in found], indent=2))
         return 0
     table = Table("serial", "time (UTC)", "actor", "action", "subject", "details")
+    # A payload is shown whole, a key=value line each; long values are folded, never cut (--json: as data).
+    for column in table.columns:
+        column.overflow = "fold"
     for e in found:
-        details = {k: v for k, v in e.payload.items() if k not in ("project",)}
+        details = "\n".join(f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
+                            for k, v in e.payload.items() if k != "project")
         table.add_row(str(e.serial), f"{e.created_at:%Y-%m-%d %H:%M:%S}", Text(e.actor), Text(e.action),
-                      Text(e.subject), Text(json.dumps(details, separators=(",", ":"))))
-    Console(width=max(Console().width, 160)).print(table)
+                      Text(e.subject), Text(details))
+    Console(width=max(Console().width, 180)).print(table)
     return 0
 
 
@@ -832,7 +841,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last words
+        return code
+    except BrokenPipeError:
+        # The reader went away (`moorage events --json | head`): stop quietly, as a shell tool does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
     except ConfigError as exc:
         err.print(f"moorage: configuration: {exc}")
         return 2

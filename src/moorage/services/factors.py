@@ -443,7 +443,7 @@ def regenerate_recovery_codes(ctx: Context, session: SessionUser) -> list[str]:
         return _new_recovery_codes(conn, session.user_id, session.name, now)
 
 
-def reset_factors(ctx: Context, name: str, *, reason: str, actor: str = "cli") -> int:
+def reset_factors(ctx: Context, name: str, *, reason: str, actor: str = "operator") -> int:
     """The operator's escape hatch for a person who lost every factor and every recovery code:
     all of them go, sessions waiting for a factor end, and the event records why.
     Returns how many factors were removed (nothing happens, and nothing is recorded, at 0)."""
