@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from moorage.domain.accounts import REQUIRE_2FA, AccountPolicy, CriticalRule
+from moorage.domain.durations import Span, describe
 from moorage.domain.lifecycle import LifecyclePolicy
 from moorage.domain.names import normalize
 from moorage.domain.policy import UploadPolicy
@@ -46,19 +47,21 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(value: Any, key: str) -> timedelta:
-    """'14d', '72h', '30m', '45s', '2w', or a number of seconds."""
+    """'14d', '72h', '30m', '45s', '2w', or a number of seconds. The result remembers its unit
+    (a Span), so messages and `moorage policy show` say "72 hours" for "72h", "3 days" for "3d"."""
     if isinstance(value, bool):
         raise ConfigError(f"{key}: expected a duration such as '14d' or '72h', got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds, unit = float(value), "s"
     else:
         match = _DURATION.match(str(value))
         if not match:
             raise ConfigError(f"{key}: expected a duration such as '14d' or '72h', got {value!r}")
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+        unit = match.group(2).lower()
+        seconds = float(match.group(1)) * _DURATION_UNITS[unit]
     if seconds < 0:
         raise ConfigError(f"{key}: a duration cannot be negative")
-    return timedelta(seconds=seconds)
+    return Span(seconds, unit)
 
 
 def _critical_rule(value: Any) -> CriticalRule:
@@ -442,34 +445,26 @@ def load_settings(
     return settings
 
 
-def _duration_text(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 def policy_rules(settings: Settings) -> list[dict[str, Any]]:
     """The rules in force, with their configuration keys, for `moorage policy show`."""
     life, up, acc = settings.lifecycle, settings.upload, settings.accounts
     return [
-        {"rule": "upload-window", "key": "policy.upload_window", "value": _duration_text(life.upload_window),
+        {"rule": "upload-window", "key": "policy.upload_window", "value": describe(life.upload_window),
          "meaning": "a release accepts new files for this long after its first file"},
         {"rule": "upload-window", "key": "policy.close_on_newer_release", "value": life.close_on_newer_release,
          "meaning": "a release also closes once a newer version has a file"},
-        {"rule": "reopen-period", "key": "policy.reopen_period", "value": _duration_text(life.reopen_period),
+        {"rule": "reopen-period", "key": "policy.reopen_period", "value": describe(life.reopen_period),
          "meaning": "an owner may reopen a closed release for at most this long (recorded, with a reason)"},
-        {"rule": "deletion-window", "key": "policy.deletion_window", "value": _duration_text(life.deletion_window),
+        {"rule": "deletion-window", "key": "policy.deletion_window", "value": describe(life.deletion_window),
          "meaning": "an owner may delete a file this long after its upload; a release or project when every "
                     "file in it may be deleted"},
         {"rule": "deletion-window", "key": "policy.prereleases_deletable", "value": life.prereleases_deletable,
          "meaning": "an owner may delete a pre-release's files at any time"},
         {"rule": "deletions-disabled", "key": None, "value": "per project, one way",
          "meaning": "owners may turn deletions off for good; then only an admin deletes"},
-        {"rule": "retention", "key": "policy.retention", "value": _duration_text(life.retention),
+        {"rule": "retention", "key": "policy.retention", "value": describe(life.retention),
          "meaning": "deleted bytes are kept this long; `moorage admin restore` brings them back"},
-        {"rule": "removal-grace", "key": "policy.removal_grace", "value": _duration_text(life.removal_grace),
+        {"rule": "removal-grace", "key": "policy.removal_grace", "value": describe(life.removal_grace),
          "meaning": "an announced removal takes effect this long after (at the earliest, for owners); then the "
                     "files are offered only under /pending/simple/"},
         {"rule": "name-tombstoned", "key": None, "value": "previous owners and admins",
@@ -496,12 +491,12 @@ def policy_rules(settings: Settings) -> list[dict[str, Any]]:
          if acc.critical.kind != "list" else sorted(acc.critical.names),
          "meaning": "which projects are critical, recomputed daily; public on the project page, in the JSON API "
                     "and in the events"},
-        {"rule": "critical", "key": "policy.critical_grace", "value": _duration_text(acc.critical_grace),
+        {"rule": "critical", "key": "policy.critical_grace", "value": describe(acc.critical_grace),
          "meaning": "a newly critical project's maintainers have this long before the 2FA rule applies"},
         {"rule": "critical", "key": "policy.download_jump", "value": acc.download_jump,
          "meaning": "downloads growing more than this many times week over week are flagged for an admin, "
                     "not counted toward the designation"},
         {"rule": "token-unused", "key": "policy.token_unused_expiry",
-         "value": _duration_text(acc.token_unused_expiry) if acc.token_unused_expiry else "none",
+         "value": describe(acc.token_unused_expiry) if acc.token_unused_expiry else "none",
          "meaning": "an API token unused this long stops working"},
     ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from moorage.domain.decisions import Decision
+from moorage.domain.durations import describe, span
 
 REQUIRE_2FA = ("none", "critical", "all")
 
@@ -38,13 +39,13 @@ class AccountPolicy:
     require_2fa: str = "none"  # "none" | "critical" | "all"
     critical: CriticalRule = field(default_factory=CriticalRule)
     # A project that becomes critical: the 2FA rule waits this long for its maintainers.
-    critical_grace: timedelta = timedelta(days=14)
+    critical_grace: timedelta = span(14, "d")
     # Week-over-week growth beyond this factor is flagged for an admin, not acted on.
     download_jump: float = 20.0
     # A token unused this long stops working (None: tokens do not expire by disuse).
     token_unused_expiry: timedelta | None = None
     # Sensitive actions in the web pages want a second-factor check at most this old.
-    fresh_factor: timedelta = timedelta(minutes=15)
+    fresh_factor: timedelta = span(15, "m")
 
 
 def _when(instant: datetime) -> str:
@@ -103,7 +104,7 @@ def check_token_use(policy: AccountPolicy, created_at: datetime, last_used_at: d
     if now < expires:
         return Decision.allow(until=expires)
     return Decision.deny("token-unused", f"this token was not used since {_when(since)} and expired on "
-                         f"{_when(expires)} (tokens unused for {policy.token_unused_expiry.days} days stop working); "
+                         f"{_when(expires)} (tokens unused for {describe(policy.token_unused_expiry)} stop working); "
                          "create a new one", status=403)
 
 

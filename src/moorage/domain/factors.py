@@ -18,6 +18,7 @@ from enum import Enum
 import pyotp
 
 from moorage.domain.decisions import Decision
+from moorage.domain.durations import describe
 
 TOTP_STEP = 30  # seconds (RFC 6238's default, what every authenticator app uses)
 TOTP_DIGITS = 6
@@ -148,10 +149,9 @@ def check_fresh_factor(*, has_factor: bool, factor_at: datetime | None, now: dat
         return Decision.allow("no-second-factor")
     if factor_at is not None and factor_at <= now < factor_at + window:
         return Decision.allow(until=factor_at + window)
-    minutes = int(window.total_seconds() // 60)
     last = ("this session has not passed one yet" if factor_at is None
             else f"the last was at {factor_at:%d %b %Y %H:%M} UTC")
     return Decision.deny("fresh-factor-required",
-                         f"{what} needs a second-factor check within the last {minutes} minutes; {last}",
+                         f"{what} needs a second-factor check within the last {describe(window)}; {last}",
                          status=403)
 

@@ -13,25 +13,26 @@ from datetime import datetime, timedelta
 from packaging.version import Version
 
 from moorage.domain.decisions import Decision
+from moorage.domain.durations import describe, span
 
 
 @dataclass(frozen=True, slots=True)
 class LifecyclePolicy:
     # A release accepts new files for this long after its first file ...
-    upload_window: timedelta = timedelta(days=14)
+    upload_window: timedelta = span(14, "d")
     # ... and, if set, no longer once a newer version has a file.
     close_on_newer_release: bool = False
     # An owner may reopen a closed release for at most this long.
-    reopen_period: timedelta = timedelta(days=7)
+    reopen_period: timedelta = span(7, "d")
     # An owner may delete a file this long after its upload (PEP 763) ...
-    deletion_window: timedelta = timedelta(hours=72)
+    deletion_window: timedelta = span(72, "h")  # "72 hours", as PEP 763 says
     # ... or any time if its version is a pre-release.
     prereleases_deletable: bool = True
     # Deleted bytes are kept this long so an admin can restore them.
-    retention: timedelta = timedelta(days=90)
+    retention: timedelta = span(90, "d")
     # An announced removal takes effect this long after the announcement (at the earliest,
     # for owners); until then everything works.
-    removal_grace: timedelta = timedelta(days=30)
+    removal_grace: timedelta = span(30, "d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +60,6 @@ def when(instant: datetime) -> str:
     return f"{instant:%Y-%m-%d %H:%M} UTC"
 
 
-def _span(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds % 86400 == 0 and seconds >= 7 * 86400:  # "14 days", but "72 hours" as PEP 763 says
-        days = seconds // 86400
-        return f"{days} day{'s' if days != 1 else ''}"
-    if seconds % 3600 == 0:
-        hours = seconds // 3600
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"{seconds} seconds"
-
-
 def upload_window_closes(release: ReleaseFacts, policy: LifecyclePolicy) -> datetime:
     closes = release.opened_at + policy.upload_window
     if policy.close_on_newer_release and release.newer_release_at is not None:
@@ -89,7 +79,7 @@ def check_upload_window(release: ReleaseFacts, policy: LifecyclePolicy, now: dat
     newer = (policy.close_on_newer_release and release.newer_release_at is not None
              and release.newer_release_at <= release.opened_at + policy.upload_window)
     why = ("a newer release has files" if newer
-           else f"a release accepts new files for {_span(policy.upload_window)} after its first file")
+           else f"a release accepts new files for {describe(policy.upload_window)} after its first file")
     return Decision.deny(
         "upload-window",
         f"release {release.version} of {release.project} stopped accepting new files on {when(closes)} "
@@ -113,7 +103,7 @@ def may_reopen(actor: Actor, release: ReleaseFacts, days: timedelta, policy: Lif
     if days > policy.reopen_period and not actor.is_admin:
         return Decision.deny(
             "reopen-period",
-            f"an owner may reopen a release for at most {_span(policy.reopen_period)}; an admin may allow longer",
+            f"an owner may reopen a release for at most {describe(policy.reopen_period)}; an admin may allow longer",
             status=403,
         )
     return Decision.allow("reopen", until=now + days)
@@ -208,7 +198,7 @@ def may_delete_file(actor: Actor, project: str, deletions_disabled_at: datetime 
         return Decision.allow("deletion-window", f"{file.filename} may be deleted until {when(closes)}", until=closes)
     return Decision.deny(
         "deletion-window",
-        f"files may be deleted within {_span(policy.deletion_window)} of upload; {file.filename} was uploaded "
+        f"files may be deleted within {describe(policy.deletion_window)} of upload; {file.filename} was uploaded "
         f"{when(file.uploaded_at)}; yank it, or deprecate or archive the project instead",
     )
 
@@ -294,7 +284,7 @@ def may_announce_removal(actor: Actor, project: str, grace: timedelta, policy: L
         return Decision.deny("not-an-owner", f"only an owner of {project} or an admin may announce its removal")
     if grace < policy.removal_grace and not actor.is_admin:
         return Decision.deny("removal-grace",
-                             f"a removal is announced at least {_span(policy.removal_grace)} ahead, so the people "
+                             f"a removal is announced at least {describe(policy.removal_grace)} ahead, so the people "
                              "who depend on the project have time to move", status=403)
     if grace <= timedelta(0):
         return Decision.deny("removal-grace", "a removal is announced ahead of time", status=400)

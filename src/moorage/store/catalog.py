@@ -25,11 +25,16 @@ class ReleaseLine:
 
 
 def counts(conn: Connection) -> dict[str, int]:
-    n_projects = conn.execute(sa.select(sa.func.count()).select_from(projects).where(_OFFERED)).scalar_one()
-    n_releases = conn.execute(sa.select(sa.func.count()).select_from(releases)
-                              .where(releases.c.deleted_at.is_(None))).scalar_one()
-    n_files = conn.execute(sa.select(sa.func.count()).select_from(files)
-                           .where(files.c.deleted_at.is_(None))).scalar_one()
+    """What the pages list: offered projects with a release left (a project whose files were all
+    deleted is not listed, so not counted), their releases and their files."""
+    listed = sa.and_(_OFFERED, releases.c.deleted_at.is_(None))
+    with_project = releases.join(projects, projects.c.id == releases.c.project_id)
+    n_projects = conn.execute(sa.select(sa.func.count(sa.distinct(releases.c.project_id))).select_from(with_project)
+                              .where(listed)).scalar_one()
+    n_releases = conn.execute(sa.select(sa.func.count()).select_from(with_project).where(listed)).scalar_one()
+    n_files = conn.execute(sa.select(sa.func.count()).select_from(files.join(with_project,
+                                                                             releases.c.id == files.c.release_id))
+                           .where(listed, files.c.deleted_at.is_(None))).scalar_one()
     return {"projects": int(n_projects), "releases": int(n_releases), "files": int(n_files)}
 
 
