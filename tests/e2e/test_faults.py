@@ -8,24 +8,28 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import random
 import secrets
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.support.db import TestDB
 from tests.support.dists import make_wheel
-from tests.support.server import Server, cli_env, free_port, http_status, run_cli, start_server
+from tests.support.fsck import fsck_json
+from tests.support.server import Server, cli_env, free_port, http_status, on_postgresql, run_cli, start_server
 from tests.support.upload import post_upload
 
 pytestmark = pytest.mark.slow
@@ -41,7 +45,7 @@ def _verify(server: Server, tmp_path: Path) -> None:
 
 def _check_store(data_dir: Path) -> None:
     """Every file row has its bytes (hash checked), one upload event and one log leaf each."""
-    db = sqlite3.connect(data_dir / "moorage.db")
+    db = TestDB(data_dir, readonly=True)
     try:
         rows = db.execute("SELECT filename, sha256, size FROM files").fetchall()
         for filename, sha256, size in rows:
@@ -61,16 +65,15 @@ def _check_store(data_dir: Path) -> None:
         db.close()
 
 
-@pytest.mark.embedded
-def test_a_server_killed_during_uploads_fifty_times_loses_nothing_it_accepted(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    dists = tmp_path / "dists"
-    rng = random.Random(5)
-    accepted: dict[str, str] = {}  # filename -> sha256 of every upload answered 200
+def _kill_loop(data: Path, dists: Path, rounds: int, *, workers: int = 1, seed: int = 5) -> dict[str, str]:
+    """Start the server, upload from four clients at once, SIGKILL it mid-upload; ``rounds``
+    times. Returns filename -> sha256 of every upload answered 200 (acknowledged)."""
+    rng = random.Random(seed)
+    accepted: dict[str, str] = {}
     counter = iter(range(1_000_000))
     token = ""
-    for round_ in range(50):
-        server = start_server(data)
+    for round_ in range(rounds):
+        server = start_server(data, workers=workers)
         token = token or server.admin_token  # printed on the first start only
         stop = threading.Event()
         lock = threading.Lock()
@@ -90,23 +93,108 @@ def test_a_server_killed_during_uploads_fifty_times_loses_nothing_it_accepted(tm
         threads = [threading.Thread(target=uploader, args=(server, token, stop, lock)) for _ in range(4)]
         for t in threads:
             t.start()
-        time.sleep(rng.uniform(0.05, 0.4))
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait(10)
+        time.sleep(rng.uniform(0.05, 0.4) + (0.5 if workers > 1 else 0.0))
+        _kill_9(server)
         stop.set()
         for t in threads:
             t.join(30)
         assert round_ < 5 or accepted, "no upload was ever accepted: the test is not testing anything"
+    return accepted
+
+
+def _kill_9(server: Server) -> None:
+    """SIGKILL the server and, with --workers, its worker processes, all at once (a crash)."""
+    pids = [server.process.pid, *_descendants(server.process.pid)]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    server.process.wait(10)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids[1:]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        todo += children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _check_accepted(server: Server, accepted: dict[str, str], dists: Path) -> None:
+    """Every acknowledged upload is offered once and served byte for byte."""
+    for filename, sha256 in accepted.items():
+        name = filename.split("-")[0]
+        with urllib.request.urlopen(f"{server.url}files/{sha256}/{filename}", timeout=10) as resp:
+            assert resp.read() == (dists / filename).read_bytes(), f"{filename} was accepted and changed"
+        request = urllib.request.Request(f"{server.simple}{name}/",
+                                         headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        listed = json.loads(urllib.request.urlopen(request, timeout=10).read())["files"]
+        assert Counter(f["filename"] for f in listed)[filename] == 1, f"{filename} is not listed once"
+
+
+def _leftovers_repaired(data: Path, label: str, accepted: dict[str, str]) -> None:
+    """What the kills left is only what `fsck --repair` removes; after it, fsck finds nothing.
+    The command runs a day later by its clock, so every leftover is old enough to be removed."""
+    later = timedelta(days=2)
+    _status, before = fsck_json(data, offset=later)
+    kinds = Counter(f["kind"] for f in before["findings"])
+    assert set(kinds) <= {"unreferenced", "stale-temp", "temp-link"}, before["findings"]
+    status, repaired = fsck_json(data, "--repair", offset=later)
+    assert status == 0 and all(f["repaired"] for f in repaired["findings"]), repaired["findings"]
+    status, after = fsck_json(data, offset=later)
+    assert status == 0 and after["findings"] == []
+    print(f"\nkill -9 loop ({label}): {len(accepted)} uploads acknowledged, {len(accepted)} present, byte-identical "
+          f"and listed once; fsck before --repair: {sum(kinds.values())} leftovers ({dict(sorted(kinds.items()))}), "
+          f"after: {len(after['findings'])}")
+
+
+@pytest.mark.embedded
+def test_a_server_killed_during_uploads_fifty_times_loses_nothing_it_accepted(tmp_path: Path) -> None:
+    data, dists = tmp_path / "data", tmp_path / "dists"
+    accepted = _kill_loop(data, dists, 50)
     server = start_server(data)
     try:
-        for filename, sha256 in accepted.items():
-            name = filename.split("-")[0]
-            assert http_status(f"{server.url}files/{sha256}/{filename}") == 200, f"{filename} was accepted and lost"
-            assert filename in urllib.request.urlopen(f"{server.simple}{name}/", timeout=10).read().decode()
+        _check_accepted(server, accepted, dists)
         _check_store(data)
         _verify(server, tmp_path)
     finally:
         server.stop()
+    _leftovers_repaired(data, "50 rounds, one process, SQLite", accepted)
+
+
+def test_two_workers_killed_during_uploads_ten_times_lose_nothing_and_leave_only_what_fsck_repairs(
+        tmp_path: Path) -> None:
+    """The trial's loop, bounded: two workers (on PostgreSQL in the PostgreSQL pass)."""
+    data, dists = tmp_path / "data", tmp_path / "dists"
+    accepted = _kill_loop(data, dists, 10, workers=2, seed=14)
+    server = start_server(data, workers=2)
+    try:
+        _check_accepted(server, accepted, dists)
+        _check_store(data)
+        _verify(server, tmp_path)
+    finally:
+        server.stop()
+    database = "PostgreSQL" if on_postgresql() else "SQLite"
+    _leftovers_repaired(data, f"10 rounds, two workers, {database}", accepted)
 
 
 class Proxy:

@@ -82,7 +82,9 @@ def _table(report: fsck.Report) -> None:
         if report.repair:
             row.append(Text(f.repair or "-"))
         table.add_row(*row)
-    Console(width=max(Console().width, 140)).print(table)
+    out = Console()
+    # On a terminal the table fits it; into a pipe or a file each finding stays on one line.
+    Console(width=out.width if out.is_terminal else 400).print(table)
 
 
 def _summary(report: fsck.Report) -> str:

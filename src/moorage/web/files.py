@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from moorage import oplog
 from moorage.domain.decisions import Decision
 from moorage.domain.downloads import counts_as_download
 from moorage.services import fsck
@@ -131,8 +132,9 @@ class FileViews:
         sha = view.metadata_sha256 if want_metadata else view.sha256
         assert sha is not None
         MISSING_BLOBS.inc()
-        log.error("%s %s: the bytes of %s (sha256 %s) are missing from the blob store; answered 503 "
-                  "(moorage admin fsck finds and repairs them)", request.method, request.url.path, name, sha)
+        log.error("blob-missing %s", oplog.fields(
+            status=503, file=name, sha256=sha, method=request.method, path=request.url.path,
+            reason="its bytes are missing from the blob store; `moorage admin fsck --repair` restores them"))
         try:
             await to_thread.run_sync(fsck.note_missing, self.ctx, sha, name)
         except Exception as exc:  # noqa: BLE001 - the answer stays the 503 below
