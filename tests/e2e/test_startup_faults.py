@@ -172,6 +172,26 @@ def test_postgresql_unreachable(tmp_path: Path) -> None:
         assert "s3cret-pw" not in proc.stdout + proc.stderr, line
 
 
+def test_postgresql_without_the_schema(tmp_path: Path) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", autocommit=True,
+                                connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
+    name = f"moorage_empty_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        data = tmp_path / "data"
+        env = cli_env(data) | {"MOORAGE_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"}
+        one_line(serve(data, env), "schema is not current", "moorage db upgrade")
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 # -- a data directory that does not exist -------------------------------------------------------
 def test_commands_refuse_a_data_directory_that_does_not_exist(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"

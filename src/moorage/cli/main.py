@@ -116,7 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ctx.db.upgrade()
     elif not ctx.db.is_current():
         err.print("moorage: the database schema is not current; run `moorage db upgrade` first")
-        return 1
+        return 2
     swept = ctx.blobs.sweep_temporary(now=ctx.clock.now().timestamp())  # left by a crash, older than an hour
     if swept:
         print(f"moorage: removed {swept} temporary file(s) older than an hour from {ctx.blobs.tmp}", flush=True)
