@@ -147,7 +147,8 @@ def _check_accepted(server: Server, accepted: dict[str, str], dists: Path) -> No
             assert resp.read() == (dists / filename).read_bytes(), f"{filename} was accepted and changed"
         request = urllib.request.Request(f"{server.simple}{name}/",
                                          headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-        listed = json.loads(urllib.request.urlopen(request, timeout=10).read())["files"]
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            listed = json.loads(resp.read())["files"]
         assert Counter(f["filename"] for f in listed)[filename] == 1, f"{filename} is not listed once"
 
 
