@@ -218,9 +218,10 @@ def test_an_index_that_cannot_be_checked_is_exit_2_with_one_line(small_index: tu
     line = _one_line(run_verify(srv.url, "--key", "not-a-key"))
     assert "verifier key" in line
     state = tmp_path / "state.json"
-    state.write_text("{ not json")
-    line = _one_line(run_verify(srv.url, "--state", str(state)))
-    assert str(state) in line
+    for damaged in ("{ not json", "[1]", '{"checkpoint": {"size": "x", "root": "00"}}'):
+        state.write_text(damaged)
+        line = _one_line(run_verify(srv.url, "--state", str(state)))
+        assert str(state) in line
 
 
 def _blob(srv: Server, dist: Dist) -> Path:

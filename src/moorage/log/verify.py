@@ -174,8 +174,13 @@ def _read_state(state_file: Path) -> dict[str, Any]:
         return {}
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise IndexUnusable(f"cannot read the state file {state_file}: {exc}") from None
-    if not isinstance(state, dict):
-        raise IndexUnusable(f"the state file {state_file} is not what `moorage verify --state` writes")
+    previous = state.get("checkpoint") if isinstance(state, dict) else None
+    try:
+        if not isinstance(state, dict) or (previous is not None and (
+                int(previous["size"]) < 0 or len(bytes.fromhex(previous["root"])) != 32)):
+            raise ValueError
+    except (ValueError, TypeError, KeyError):
+        raise IndexUnusable(f"the state file {state_file} is not what `moorage verify --state` writes") from None
     return state
 
 
