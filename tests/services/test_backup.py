@@ -182,13 +182,13 @@ def test_a_purge_after_the_snapshot_fails_the_backup_with_a_retry_hint(
         live: Context, uploaded: dict[str, Dist], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(live.clock, ManualClock)
     live.clock.advance(live.settings.lifecycle.retention + timedelta(days=1))
-    snapshot_then_purge = backup._snapshot
+    snapshot_then_purge = backup.snapshot
 
     def snap(db_path: Path, target: Path) -> None:
         snapshot_then_purge(db_path, target)
         deletion.purge(live)
 
-    monkeypatch.setattr(backup, "_snapshot", snap)
+    monkeypatch.setattr(backup, "snapshot", snap)
     with pytest.raises(backup.BackupFailed, match=rf"{uploaded['gone'].filename}: its bytes were purged .* again"):
         backup.backup(live.settings, tmp_path / "b")
     assert not (tmp_path / "b").exists()

@@ -15,6 +15,9 @@ them, so copying the referenced ones after the snapshot is safe; blobs of later 
 simply not needed. The one way bytes leave the store is `moorage admin purge` (deleted files
 past retention), which records a `bytes-purged` event first: a referenced blob that is
 missing is accepted only when the database says it was purged.
+
+The layout's names, `snapshot`, `read_references`, `hash_file`, `fsync_dir` and `Silent` are
+shared with `moorage db migrate-from-sqlite` (migrate.py) and `moorage admin fsck` (fsck.py).
 """
 
 from __future__ import annotations
@@ -70,7 +73,9 @@ class Progress(Protocol):
     def advance(self, nbytes: int) -> None: ...
 
 
-class _Silent:
+class Silent:
+    """Progress that shows nothing: the default of every service that reads blobs."""
+
     def begin(self, description: str, total_bytes: int) -> None:
         pass
 
@@ -136,7 +141,7 @@ def _blob_path(root: Path, sha: str) -> Path:
     return root / sha[:2] / sha[2:4] / sha  # the layout of store/blobs.py
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -144,7 +149,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _hash_file(path: Path, progress: Progress) -> tuple[str, int]:
+def hash_file(path: Path, progress: Progress) -> tuple[str, int]:
     sha, size = hashlib.sha256(), 0
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
@@ -184,7 +189,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
@@ -240,7 +245,7 @@ def _open_readonly(path: Path, *, immutable: bool = False) -> Iterator[sqlite3.C
         conn.close()
 
 
-def _snapshot(db_path: Path, target: Path) -> None:
+def snapshot(db_path: Path, target: Path) -> None:
     """The live database as of one commit, into ``target``, while writers go on."""
     # mode=rw: a missing database is an error, never silently created.
     src = sqlite3.connect(db_path.as_uri() + "?mode=rw", uri=True, timeout=60)
@@ -300,7 +305,7 @@ def _key_files(settings: Settings) -> dict[str, Path]:
 # -- backup ---------------------------------------------------------------------------------
 def backup(settings: Settings, dest: Path, *, progress: Progress | None = None) -> Summary:
     """Back up the embedded database, the blobs it references and the keys into ``dest``."""
-    progress = progress or _Silent()
+    progress = progress or Silent()
     db_path = sqlite_path(settings)
     if not db_path.exists():
         raise BackupRefused(f"there is no database at {db_path}: nothing to back up")
@@ -316,11 +321,11 @@ def backup(settings: Settings, dest: Path, *, progress: Progress | None = None) 
 def _backup(settings: Settings, db_path: Path, dest: Path, progress: Progress) -> Summary:
     created = datetime.now(UTC)
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the keys
-    snapshot = dest / DB_FILE
-    _snapshot(db_path, snapshot)
-    with _open_readonly(snapshot, immutable=True) as conn:
+    snapshot_file = dest / DB_FILE
+    snapshot(db_path, snapshot_file)
+    with _open_readonly(snapshot_file, immutable=True) as conn:
         refs = read_references(conn)
-    db_sha, db_size = _hash_file(snapshot, _Silent())
+    db_sha, db_size = hash_file(snapshot_file, Silent())
 
     live_root, out_root = settings.blob_dir, dest / BLOB_DIR
     out_root.mkdir()
@@ -358,14 +363,14 @@ def _backup(settings: Settings, db_path: Path, dest: Path, progress: Progress) -
     if problems:
         raise BackupFailed(f"{len(problems)} referenced blob(s) could not be backed up: " + "; ".join(problems))
     for directory in sorted({p.parent for p in out_root.rglob("*") if p.is_file()} | {out_root}, reverse=True):
-        _fsync_dir(directory)  # the blobs' directory entries are durable before the manifest
+        fsync_dir(directory)  # the blobs' directory entries are durable before the manifest
 
     keys: dict[str, dict[str, Any]] = {}
     for name, path in _key_files(settings).items():
         if path.is_file():
-            digest, size = _copy_hashed(path, dest / name, _Silent(), mode=0o600)
+            digest, size = _copy_hashed(path, dest / name, Silent(), mode=0o600)
             keys[name] = {"sha256": digest, "size": size}
-    _fsync_dir(dest)
+    fsync_dir(dest)
 
     manifest = {
         "format": FORMAT,
@@ -433,7 +438,7 @@ def read_manifest(src: Path) -> dict[str, Any]:
 def restore(settings: Settings, src: Path, *, progress: Progress | None = None) -> Summary:
     """Verify a backup completely, then place it into the configured (empty) data directory
     and migrate its database. Nothing is written before every hash has been checked."""
-    progress = progress or _Silent()
+    progress = progress or Silent()
     db_path = sqlite_path(settings)
     src = src.absolute()
     manifest = read_manifest(src)
@@ -447,7 +452,7 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
     expected = manifest.get("database") or {}
     if not backup_db.is_file():
         raise BackupFailed(f"the backup has no {DB_FILE}")
-    db_sha, _ = _hash_file(backup_db, _Silent())
+    db_sha, _ = hash_file(backup_db, Silent())
     if db_sha != expected.get("sha256"):
         raise BackupFailed(f"{backup_db} does not match the sha256 in the manifest: the backup is damaged")
     with _open_readonly(backup_db, immutable=True) as conn:
@@ -462,11 +467,11 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
         if name not in targets:
             raise BackupFailed(f"the manifest names an unknown key file {name!r}")
         path = src / name
-        if not path.is_file() or _hash_file(path, _Silent())[0] != info.get("sha256"):
+        if not path.is_file() or hash_file(path, Silent())[0] != info.get("sha256"):
             raise BackupFailed(f"the backup's {name} is missing or does not match the manifest")
         target = targets[name]
         if target.exists():
-            if _hash_file(target, _Silent())[0] != info.get("sha256"):
+            if hash_file(target, Silent())[0] != info.get("sha256"):
                 raise BackupRefused(f"{target} already exists and holds another key: restore-backup never "
                                     "overwrites it; restore into an empty data directory")
             continue
@@ -483,7 +488,7 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
                 purged += 1
                 continue
             raise BackupFailed(f"{refs.first_file(sha)}: its blob {sha} is missing from the backup")
-        digest, size = _hash_file(present[sha], progress)
+        digest, size = hash_file(present[sha], progress)
         if digest != sha:
             raise BackupFailed(f"{refs.first_file(sha)}: its blob {sha} in the backup does not match its sha256 "
                                "(the backup is damaged or was altered); nothing was restored")
@@ -491,7 +496,7 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
         target = _blob_path(out_root, sha)
         if target.exists():
             # Left by an earlier, interrupted restore: keep it only if it is right.
-            if _hash_file(target, _Silent())[0] != sha:
+            if hash_file(target, Silent())[0] != sha:
                 raise BackupRefused(f"{target} already exists with other bytes: restore-backup never overwrites "
                                     "it; restore into an empty data directory")
             continue
@@ -516,7 +521,7 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
             final = _blob_path(out_root, sha)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.link(staged, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         finally:
             staged.unlink(missing_ok=True)
     for name, path in keys.items():
@@ -524,15 +529,15 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
         target.parent.mkdir(parents=True, exist_ok=True)
         staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
-            _copy_hashed(path, staged, _Silent(), mode=0o600)
+            _copy_hashed(path, staged, Silent(), mode=0o600)
             os.link(staged, target)  # never replaces a key that appeared meanwhile
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         finally:
             staged.unlink(missing_ok=True)
 
     staged_db = db_path.with_name(f".{db_path.name}.{uuid.uuid4().hex}.restoring")
     try:
-        if _copy_hashed(backup_db, staged_db, _Silent(), mode=0o600)[0] != db_sha:
+        if _copy_hashed(backup_db, staged_db, Silent(), mode=0o600)[0] != db_sha:
             raise BackupFailed(f"{backup_db} changed while it was restored")
         # Bring an older schema up to date before the database takes its place.
         database = Database(f"sqlite:///{staged_db}")
@@ -554,7 +559,7 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
         finally:
             os.close(fd)
         os.link(staged_db, db_path)  # never replaces a database that appeared meanwhile
-        _fsync_dir(db_path.parent)
+        fsync_dir(db_path.parent)
     except FileExistsError:
         raise BackupRefused(f"{db_path} appeared while the backup was restored; it was left alone") from None
     finally:

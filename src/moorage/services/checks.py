@@ -19,7 +19,13 @@ from moorage.domain.lifecycle import (
 )
 from moorage.services.context import Context
 from moorage.services.deletion import plan_delete
-from moorage.services.lifecycle import _project, _release, load_release_facts, resolve_actor, two_factor_decision
+from moorage.services.loading import (
+    find_project,
+    find_release,
+    load_release_facts,
+    resolve_actor,
+    two_factor_decision,
+)
 from moorage.store.tables import projects
 
 ACTIONS = ("yank", "unyank", "delete", "reopen", "archive", "unarchive", "deprecate", "undeprecate",
@@ -36,7 +42,7 @@ def check(ctx: Context, action: str, project: str, version: str | None = None, f
         if action == "delete":
             decision, _plan = plan_delete(conn, ctx, project, version, filename, as_user, lock=False)
             return decision
-        project_id, name = _project(conn, project, lock=False)
+        project_id, name = find_project(conn, project, lock=False)
         actor = resolve_actor(conn, as_user, project_id)
         two_factor = two_factor_decision(conn, ctx, actor, project_id, name)
         if not two_factor.allowed:
@@ -52,7 +58,7 @@ def check(ctx: Context, action: str, project: str, version: str | None = None, f
         if action == "reopen":
             if version is None:
                 raise bad_request("missing-version", "name the release to reopen")
-            release = _release(conn, project_id, name, version)
+            release = find_release(conn, project_id, name, version)
             facts = load_release_facts(conn, project_id, name)
             period: timedelta = ctx.settings.lifecycle.reopen_period
             return may_reopen(actor, facts[Version(release.version)], period, ctx.settings.lifecycle,

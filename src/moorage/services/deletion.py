@@ -26,7 +26,7 @@ from moorage.domain.lifecycle import (
 from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.events import append_event
-from moorage.services.lifecycle import _project, _release, acting, resolve_actor, two_factor_decision
+from moorage.services.loading import acting, find_project, find_release, resolve_actor, two_factor_decision
 from moorage.store.tables import events, files, projects, releases
 
 
@@ -76,7 +76,7 @@ def plan_delete(conn: Connection, ctx: Context, project: str, version: str | Non
         raise bad_request("missing-version", "name the version of the file to delete")
     policy = ctx.settings.lifecycle
     now = ctx.clock.now()
-    project_id, name = _project(conn, project, lock=lock)
+    project_id, name = find_project(conn, project, lock=lock)
     prow = conn.execute(sa.select(projects.c.deleted_at, projects.c.deletions_disabled_at)
                         .where(projects.c.id == project_id)).one()
     if prow.deleted_at is not None:
@@ -89,7 +89,7 @@ def plan_delete(conn: Connection, ctx: Context, project: str, version: str | Non
         rows = _live_files(conn, files.c.project_id == project_id)
         decision = may_delete_files(actor, name, prow.deletions_disabled_at, _facts(rows), policy, now)
         return decision, DeletePlan(project_id, name, actor, rows, "project-deleted", f"project:{name}")
-    release = _release(conn, project_id, name, version)
+    release = find_release(conn, project_id, name, version)
     where = files.c.release_id == release.id
     if filename is not None:
         where = sa.and_(where, files.c.filename == filename)
@@ -143,7 +143,7 @@ def disable_deletions(ctx: Context, project: str, *, as_user: str | None = None)
     """Turn deletions off for good (a one-way switch); from then on only an admin deletes."""
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         actor = acting(conn, ctx, as_user, project_id, name)
         require(may_disable_deletions(actor, name))
         current = conn.execute(sa.select(projects.c.deletions_disabled_at)
@@ -184,7 +184,7 @@ def restore(ctx: Context, project: str, version: str | None = None, filename: st
         raise bad_request("missing-version", "name the version of the file to restore")
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         actor = acting(conn, ctx, as_user, project_id, name)
         require(may_restore(actor, reason))
         prow = conn.execute(sa.select(projects.c.deleted_at).where(projects.c.id == project_id)).one()
@@ -197,7 +197,7 @@ def restore(ctx: Context, project: str, version: str | None = None, filename: st
             query = query.where(files.c.filename.in_(_taken_by(conn, name, "project-deleted")))
             action, subject = "project-restored", f"project:{name}"
         else:
-            release = _release(conn, project_id, name, version)
+            release = find_release(conn, project_id, name, version)
             query = query.where(files.c.release_id == release.id)
             if filename is not None:
                 query = query.where(files.c.filename == filename)
@@ -257,7 +257,7 @@ def _purge_project(ctx: Context, name: str, cutoff: datetime, dry_run: bool) -> 
     now = ctx.clock.now()
     doomed: list[tuple[str, str]] = []
     with ctx.db.write() as conn:
-        project_id, _ = _project(conn, name)  # locked: a restore of this project waits for us
+        project_id, _ = find_project(conn, name, lock=True)  # locked: a restore of this project waits for us
         rows = conn.execute(
             sa.select(files.c.filename, files.c.sha256, files.c.metadata_sha256)
             .where(files.c.project_id == project_id, files.c.deleted_at.isnot(None), files.c.deleted_at < cutoff)

@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 
 from moorage.log.keys import decode_signer
 from moorage.log.note import NoteError, Verifier
-from moorage.services.backup import BLOB_DIR, Progress, References
+from moorage.services.backup import BLOB_DIR, Progress, References, Silent
 from moorage.services.context import Context
 from moorage.services.events import append_event, lock_event_log
 from moorage.services.log import check_log
@@ -111,14 +111,6 @@ class Report:
                 "findings": [f.as_dict() for f in self.findings], "events": self.recorded}
 
 
-class _Silent:
-    def begin(self, description: str, total_bytes: int) -> None:
-        pass
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class _Ref:
     """A blob the database references, as one file uses it."""
@@ -169,7 +161,7 @@ def fsck(ctx: Context, *, quick: bool = False, repair: bool = False, from_backup
         sources.append(_BackupSource(from_backup))
     if from_index is not None:
         sources.append(_IndexSource(from_index))
-    progress = progress or _Silent()
+    progress = progress or Silent()
     report = Report(quick=quick, repair=repair)
     now = ctx.clock.now()
     stale_before = (now - STALE_AFTER).timestamp()

@@ -9,7 +9,7 @@ from moorage.domain.lifecycle import ORPHANED, ProjectFacts, may_adopt, may_invi
 from moorage.services.accounts import NotFound, user_id
 from moorage.services.context import Context
 from moorage.services.events import append_event
-from moorage.services.lifecycle import _project, acting, resolve_actor
+from moorage.services.loading import acting, find_project, resolve_actor
 from moorage.services.roles import owner_count
 from moorage.store.tables import invitations, projects, roles, users
 
@@ -28,7 +28,7 @@ def invite(ctx: Context, project: str, user: str, *, role: str = "maintainer", t
         role = "owner"
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         actor = acting(conn, ctx, as_user, project_id, name)
         require(may_invite(actor, name))
         if transfer and actor.role is None:
@@ -51,7 +51,7 @@ def answer(ctx: Context, project: str, *, as_user: str, accept: bool = True) -> 
     """The invitee accepts (or declines) their newest open invitation to the project."""
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         uid = user_id(conn, as_user)
         inv = conn.execute(
             sa.select(invitations).where(invitations.c.project_id == project_id, invitations.c.user_id == uid,
@@ -92,7 +92,7 @@ def leave(ctx: Context, project: str, *, as_user: str) -> bool:
     "orphaned", and open for an admin to hand to an adopter. Returns whether it orphaned it."""
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         actor = resolve_actor(conn, as_user, project_id)  # a way out: never behind 2FA
         require(may_leave(actor, name))
         uid = user_id(conn, as_user)
@@ -117,7 +117,7 @@ def adopt(ctx: Context, project: str, user: str, *, reason: str, as_user: str | 
     """An admin hands an orphaned project to a new owner; it becomes active again."""
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         actor = acting(conn, ctx, as_user, project_id, name)
         row = conn.execute(sa.select(projects.c.status, projects.c.status_reason)
                            .where(projects.c.id == project_id)).one()

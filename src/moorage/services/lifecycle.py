@@ -5,95 +5,25 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
-from packaging.utils import canonicalize_version
 from packaging.version import Version
 from sqlalchemy.engine import Connection
 
-from moorage.domain.accounts import check_two_factor
 from moorage.domain.decisions import Decision, bad_request, require
 from moorage.domain.lifecycle import (
-    Actor,
     ProjectFacts,
-    ReleaseFacts,
     check_days,
     may_change_status,
     may_quarantine_release,
     may_reopen,
     may_yank,
-    release_facts,
 )
 from moorage.domain.names import normalize
 from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.events import append_event
-from moorage.store.accounts import critical_facts, has_second_factor
-from moorage.store.tables import files, projects, releases, roles, users
-
-OPERATOR = Actor("operator", is_admin=True)
-
-
-def resolve_actor(conn: Connection, user: str | None, project_id: int) -> Actor:
-    """The operator (an admin) when ``user`` is None, else that user with their role here."""
-    if user is None:
-        return OPERATOR
-    row = conn.execute(sa.select(users.c.id, users.c.is_admin).where(users.c.name == user)).first()
-    if row is None:
-        raise NotFound(f"no user named {user!r}")
-    role = conn.execute(
-        sa.select(roles.c.role).where(roles.c.project_id == project_id, roles.c.user_id == row.id)
-    ).scalar()
-    return Actor(user, is_admin=bool(row.is_admin), role=role)
-
-
-def two_factor_decision(conn: Connection, ctx: Context, actor: Actor, project_id: int | None,
-                        name: str | None) -> Decision:
-    """The 2FA rule ([policy] require_2fa) for an account about to manage a project. The
-    operator at the server's own command line is not an account: the rule is not for it."""
-    if actor is OPERATOR:
-        return Decision.allow()
-    policy = ctx.settings.accounts
-    if policy.require_2fa == "none":
-        return Decision.allow()
-    uid = conn.execute(sa.select(users.c.id).where(users.c.name == actor.name)).scalar()
-    has_factor = uid is not None and has_second_factor(conn, int(uid))
-    return check_two_factor(policy, name, critical_facts(conn, project_id), actor.name, has_factor, ctx.clock.now())
-
-
-def acting(conn: Connection, ctx: Context, user: str | None, project_id: int, name: str) -> Actor:
-    """The actor of a management action, refused when the 2FA rule applies to it and it has no factor."""
-    actor = resolve_actor(conn, user, project_id)
-    require(two_factor_decision(conn, ctx, actor, project_id, name))
-    return actor
-
-
-def _project(conn: Connection, project: str, *, lock: bool = True) -> tuple[int, str]:
-    name = normalize(project)
-    query = sa.select(projects.c.id).where(projects.c.normalized_name == name)
-    pid = conn.execute(query.with_for_update() if lock else query).scalar()
-    if pid is None:
-        raise NotFound(f"no project named {project!r}")
-    return int(pid), name
-
-
-def _release(conn: Connection, project_id: int, name: str, version: str) -> sa.Row[tuple[int, str]]:
-    try:
-        canonical = canonicalize_version(Version(version))
-    except ValueError:  # InvalidVersion, or a number too long to convert
-        raise bad_request("invalid-version", f"{version!r} is not a valid version") from None
-    row = conn.execute(
-        sa.select(releases.c.id, releases.c.version)
-        .where(releases.c.project_id == project_id, releases.c.canonical_version == canonical)
-    ).first()
-    if row is None:
-        raise NotFound(f"no release {version} of {name}")
-    return row
-
-
-def load_release_facts(conn: Connection, project_id: int, name: str) -> dict[Version, ReleaseFacts]:
-    """Every release's facts for the upload-window and reopen rules."""
-    rows = conn.execute(sa.select(releases.c.version, releases.c.created_at, releases.c.reopened_until)
-                        .where(releases.c.project_id == project_id)).all()
-    return release_facts(name, [(Version(r.version), r.created_at, r.reopened_until) for r in rows])
+from moorage.services.loading import OPERATOR as OPERATOR  # re-exported: the command line reads it here
+from moorage.services.loading import acting, find_project, find_release, load_release_facts
+from moorage.store.tables import files, projects, releases
 
 
 def _targets(conn: Connection, release_id: int, name: str, version: str, filename: str | None) -> list[sa.Row]:
@@ -124,10 +54,10 @@ def _set_yanked(ctx: Context, project: str, version: str, filename: str | None, 
                 reason: str | None, as_user: str | None) -> list[str]:
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         actor = acting(conn, ctx, as_user, project_id, name)
         require(may_yank(actor, name))
-        release = _release(conn, project_id, name, version)
+        release = find_release(conn, project_id, name, version)
         # Only what changes: yanking the yanked (or unyanking the rest) records nothing.
         targets = [r for r in _targets(conn, release.id, name, version, filename)
                    if (r.yanked_at is None) == yanked]
@@ -160,9 +90,9 @@ def reopen(ctx: Context, project: str, version: str, *, reason: str, days: float
     period = timedelta(days=days) if days is not None else policy.reopen_period
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         actor = acting(conn, ctx, as_user, project_id, name)
-        release = _release(conn, project_id, name, version)
+        release = find_release(conn, project_id, name, version)
         fact = load_release_facts(conn, project_id, name)[Version(release.version)]
         decision = may_reopen(actor, fact, period, policy, now)
         require(decision)
@@ -185,7 +115,7 @@ def set_status(ctx: Context, project: str, status: str, *, reason: str | None = 
     reason = (reason or "").strip() or None
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         row = conn.execute(sa.select(projects.c.status, projects.c.status_reason, projects.c.successor)
                            .where(projects.c.id == project_id)).one()
         actor = acting(conn, ctx, as_user, project_id, name)
@@ -215,10 +145,10 @@ def quarantine_release(ctx: Context, project: str, version: str, *, reason: str,
     """Quarantine one release (its files are neither offered nor served), or lift it."""
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         actor = acting(conn, ctx, as_user, project_id, name)
         require(may_quarantine_release(actor, reason))
-        release = _release(conn, project_id, name, version)
+        release = find_release(conn, project_id, name, version)
         current = conn.execute(sa.select(releases.c.quarantined_at, releases.c.quarantine_reason)
                                .where(releases.c.id == release.id)).one()
         if (current.quarantined_at is None) == lift:

@@ -34,7 +34,7 @@ from moorage.domain.lifecycle import (
 )
 from moorage.services.accounts import NotFound
 from moorage.services.context import Context
-from moorage.services.lifecycle import resolve_actor, two_factor_decision
+from moorage.services.loading import resolve_actor, two_factor_decision
 from moorage.store.queries import FileView, ProjectView, ReleaseView, load_project
 from moorage.store.tables import invitations, projects, roles, users
 

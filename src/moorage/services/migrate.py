@@ -51,11 +51,11 @@ from moorage.services.backup import (
     BackupFailed,
     Progress,
     References,
-    _fsync_dir,
-    _hash_file,
-    _Silent,
-    _snapshot,
+    Silent,
+    fsync_dir,
+    hash_file,
     read_references,
+    snapshot,
 )
 from moorage.services.context import open_blob_store
 from moorage.services.events import lock_event_log
@@ -244,10 +244,10 @@ def _copy_blobs(store: BlobStore, src_blobs: Path, refs: References, summary: Su
         if isinstance(store, FileBlobStore) and store.path(sha).exists():
             # Already in the target directory (SRC's own blobs when migrating in place, or an
             # earlier run): check the bytes of both, copy nothing.
-            digest, size = _hash_file(path(sha), progress)
+            digest, size = hash_file(path(sha), progress)
             if digest != sha:
                 raise _mismatch(filename, sha, src_blobs)
-            if store.path(sha).resolve() != path(sha).resolve() and _hash_file(store.path(sha), _Silent())[0] != sha:
+            if store.path(sha).resolve() != path(sha).resolve() and hash_file(store.path(sha), Silent())[0] != sha:
                 raise MigrationFailed(f"{filename}: {store.path(sha)} already exists in the target blob directory "
                                       "with other bytes than its name says; the migration never overwrites it: "
                                       "remove it, then run the migration again")
@@ -293,7 +293,7 @@ def _place_keys(keys: list[_Key]) -> list[Path]:
                     os.fsync(out.fileno())
                 os.link(staged, key.target)
                 created.append(key.target)
-                _fsync_dir(key.target.parent)
+                fsync_dir(key.target.parent)
             except FileExistsError:
                 if not _same_text(key.source, key.target):
                     raise MigrationRefused(f"{key.target} appeared during the migration with another key") from None
@@ -396,7 +396,7 @@ def _snapshot_of(db_path: Path) -> Iterator[Path]:
         os.chmod(tmp, 0o700)  # password and token hashes
         copy = Path(tmp) / DB_FILE
         try:
-            _snapshot(db_path, copy)
+            snapshot(db_path, copy)
         except BackupFailed as exc:
             raise MigrationFailed(f"{db_path}: {exc}") from None
         except sqlite3.Error as exc:
@@ -409,7 +409,7 @@ def migrate_from_sqlite(settings: Settings, src: Path, *, log_key: Path | None =
                         progress: Progress | None = None) -> Summary:
     """Copy the embedded index in ``src`` (database, blobs, keys) into the configured
     PostgreSQL database and blob store. All or nothing; ``src`` is only read."""
-    progress = progress or _Silent()
+    progress = progress or Silent()
     target_url = _target_url(settings)
     src = src.absolute()
     src_db = _source_database(src)

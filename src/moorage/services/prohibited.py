@@ -13,7 +13,7 @@ from moorage.domain.names import check_name, normalize
 from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.events import append_event
-from moorage.services.lifecycle import resolve_actor
+from moorage.services.loading import resolve_actor
 from moorage.store.tables import prohibited_names
 
 

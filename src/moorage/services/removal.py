@@ -11,7 +11,7 @@ from moorage.domain.decisions import Decision, require
 from moorage.domain.lifecycle import check_days, may_announce_removal, may_cancel_removal, removal_reason
 from moorage.services.context import Context
 from moorage.services.events import append_event
-from moorage.services.lifecycle import _project, acting
+from moorage.services.loading import acting, find_project
 from moorage.store.tables import events, projects
 
 
@@ -23,7 +23,7 @@ def announce_removal(ctx: Context, project: str, *, days: float | None = None, r
     reason = (reason or "").strip() or None
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         actor = acting(conn, ctx, as_user, project_id, name)
         require(may_announce_removal(actor, name, grace, policy))
         row = conn.execute(sa.select(projects.c.status, projects.c.status_reason, projects.c.removal_at)
@@ -48,7 +48,7 @@ def cancel_removal(ctx: Context, project: str, *, as_user: str | None = None) ->
     """Take an announced removal back; the status returns to what it was before."""
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        project_id, name = _project(conn, project)
+        project_id, name = find_project(conn, project, lock=True)
         actor = acting(conn, ctx, as_user, project_id, name)
         row = conn.execute(sa.select(projects.c.status, projects.c.status_reason, projects.c.removal_at)
                            .where(projects.c.id == project_id)).one()

@@ -20,7 +20,7 @@ from moorage.domain.lifecycle import (
 )
 from moorage.services.accounts import NotFound
 from moorage.services.context import Context
-from moorage.services.lifecycle import resolve_actor
+from moorage.services.loading import resolve_actor
 from moorage.store.queries import load_project
 from moorage.store.tables import projects, roles, users
 

@@ -40,7 +40,7 @@ from moorage.domain.upload_form import UploadForm, check_form
 from moorage.services.accounts import find_token, record_token_use
 from moorage.services.context import Context
 from moorage.services.events import append_event, lock_event_log
-from moorage.services.lifecycle import load_release_facts
+from moorage.services.loading import load_release_facts
 from moorage.store.accounts import critical_facts
 from moorage.store.blobs import BlobTooLarge, StagedBlob
 from moorage.store.tables import filename_registry, files, prohibited_names, projects, releases, roles, users
