@@ -114,7 +114,7 @@ def run_cli(data_dir: Path, *args: str, input: str | None = None, check: bool = 
 
 
 def start_server(data_dir: Path, *, config: Path | None = None, workers: int = 1,
-                 extra_env: dict[str, str] | None = None, timeout: float = 30,
+                 extra_env: dict[str, str] | None = None, timeout: float = 120,
                  extra_args: tuple[str, ...] = ()) -> Server:
     port = free_port()
     env = cli_env(data_dir)
