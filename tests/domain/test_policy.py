@@ -1,24 +1,33 @@
-"""Upload rules: sizes, tokens (with the instant passed in) and scope."""
+"""Upload rules: sizes, tokens (with the instant passed in), scope and standing, digests, known filenames."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from packaging.version import Version
 
 from moorage.domain.policy import (
     GiB,
+    KnownFile,
     MiB,
+    Standing,
     TokenView,
     UploadPolicy,
+    check_digests,
     check_file_size,
+    check_known_file,
+    check_one_sdist,
     check_project_size,
     check_token,
     check_upload_scope,
+    check_uploader,
     file_over_limit,
+    missing_file,
 )
 
 KiB = 1024
@@ -215,3 +224,85 @@ def test_scope_rule(projects: frozenset[str], project: str, exists: bool, mainta
                                   is_owner_or_maintainer=maintainer)
     in_scope = not projects or project in projects
     assert decision.allowed == (in_scope and (not exists or maintainer))
+
+
+# -- the uploader's standing ----------------------------------------------------------------
+def test_a_new_project_is_anyones_within_the_tokens_scope() -> None:
+    assert check_uploader(token(), "new", Standing()).allowed
+    decision = check_uploader(token(projects=frozenset({"other"})), "new", Standing())
+    assert decision.rule == "token-scope"
+
+
+@pytest.mark.parametrize("role", ["owner", "maintainer"])
+def test_an_existing_project_is_its_owners_and_maintainers(role: str) -> None:
+    assert check_uploader(token(), "target", Standing(exists=True, role=role)).allowed
+    decision = check_uploader(token(), "target", Standing(exists=True, is_admin=True))
+    assert (decision.allowed, decision.rule) == (False, "not-a-maintainer")
+
+
+def test_a_deleted_projects_name_is_its_previous_owners_or_an_admins() -> None:
+    assert check_uploader(token(), "gone", Standing(exists=True, deleted=True, role="owner")).allowed
+    assert check_uploader(token(), "gone", Standing(exists=True, deleted=True, is_admin=True)).allowed
+    for role in ("maintainer", None):
+        decision = check_uploader(token(), "gone", Standing(exists=True, deleted=True, role=role))
+        assert (decision.allowed, decision.rule, decision.status) == (False, "name-tombstoned", 403)
+
+
+def test_the_tombstone_is_checked_before_the_tokens_scope() -> None:
+    scoped = token(projects=frozenset({"other"}))
+    assert check_uploader(scoped, "gone", Standing(exists=True, deleted=True)).rule == "name-tombstoned"
+    assert check_uploader(scoped, "gone", Standing(exists=True, deleted=True, role="owner")).rule == "token-scope"
+
+
+# -- the bytes ------------------------------------------------------------------------------
+def test_digests_given_must_match() -> None:
+    actual = {"md5": "a" * 32, "sha256": "b" * 64, "blake2_256": "c" * 64}
+    assert check_digests({"md5": None, "sha256": " " + "B" * 64 + "\n", "blake2_256": ""}, actual).allowed
+    decision = check_digests({"md5": "a" * 32, "sha256": "d" * 64, "blake2_256": None}, actual)
+    assert (decision.allowed, decision.rule, decision.status) == (False, "digest-mismatch", 400)
+    assert decision.reason == "the sha256 digest supplied does not match the uploaded file"
+
+
+def test_a_form_without_the_file() -> None:
+    decision = missing_file()
+    assert (decision.allowed, decision.rule, decision.status) == (False, "missing-file", 400)
+
+
+# -- a filename accepted before ---------------------------------------------------------------
+KNOWN = KnownFile("demo-1.0-py3-none-any.whl", "e" * 64, "demo")
+
+
+def test_the_same_file_again_is_allowed_and_changes_nothing() -> None:
+    decision = check_known_file(KNOWN, "demo", Version("1.0"), "e" * 64)
+    assert (decision.allowed, decision.rule) == (True, "identical-file")
+
+
+def test_other_bytes_under_a_known_filename_are_refused() -> None:
+    decision = check_known_file(KNOWN, "demo", Version("1.0"), "f" * 64)
+    assert (decision.allowed, decision.rule, decision.status) == (False, "file-exists", 400)
+    assert decision.reason.startswith("File already exists")
+
+
+def test_a_known_file_named_by_another_project_or_version_is_refused() -> None:
+    decision = check_known_file(KNOWN, "other", Version("1.0"), "e" * 64)
+    assert (decision.rule, decision.reason) == (
+        "filename-mismatch", "the file demo-1.0-py3-none-any.whl belongs to the project 'demo', not 'other'")
+    decision = check_known_file(KNOWN, "demo", Version("2.0"), "e" * 64)
+    assert (decision.rule, decision.reason) == (
+        "metadata-mismatch", "the form says version 2.0 but demo-1.0-py3-none-any.whl is of version 1.0")
+
+
+def test_a_deleted_files_name_is_never_uploaded_again() -> None:
+    deleted = dataclasses.replace(KNOWN, deleted_at=datetime(2026, 2, 27, 9, 30, tzinfo=UTC))
+    decision = check_known_file(deleted, "demo", Version("1.0"), "e" * 64)  # even the same bytes
+    assert (decision.allowed, decision.rule, decision.status) == (False, "file-deleted", 400)
+    assert decision.reason == ("demo-1.0-py3-none-any.whl was deleted on 2026-02-27 09:30 UTC and a deleted "
+                               "filename is never uploaded again; an admin can restore it")
+
+
+def test_one_sdist_per_release() -> None:
+    assert check_one_sdist("sdist", False, "demo", Version("1.0")).allowed
+    assert check_one_sdist("bdist_wheel", True, "demo", Version("1.0")).allowed
+    decision = check_one_sdist("sdist", True, "demo", Version("1.0"))
+    assert (decision.allowed, decision.rule, decision.status) == (False, "one-sdist-per-release", 400)
+    assert decision.reason == "release 1.0 of 'demo' already has a source distribution"

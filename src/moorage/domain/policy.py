@@ -1,14 +1,21 @@
-"""Upload rules: who may upload where, and how big a file or project may be.
+"""Upload rules: who may upload where, how big a file or project may be, what the bytes must
+match, and what an upload under a filename accepted before gets.
 
 Each rule returns a Decision; services turn a denial into a refusal.
 """
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from packaging.version import Version
+
 from moorage.domain.decisions import Decision
+from moorage.domain.filenames import version_of
+from moorage.domain.lifecycle import Actor, may_register_deleted_name
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -142,4 +149,77 @@ def check_upload_scope(
             f"the user {token.user_name!r} is not an owner or maintainer of {project!r}",
             status=403,
         )
+    return Decision.allow()
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """The uploader and the project the form names, as the index holds them."""
+
+    exists: bool = False  # the project has a row (a deleted project keeps its row)
+    deleted: bool = False
+    role: str | None = None  # the uploader's role on it: "owner", "maintainer" or None
+    is_admin: bool = False
+
+
+def check_uploader(token: TokenView, project: str, standing: Standing) -> Decision:
+    """Who may upload into ``project``: a deleted project's name is taken again only by one of
+    its previous owners or an admin; then the token's scope, and an existing project's owners
+    and maintainers only (a deleted one's name, once allowed, is the uploader's to take)."""
+    if standing.deleted:
+        actor = Actor(token.user_name, is_admin=standing.is_admin, role=standing.role)
+        decision = may_register_deleted_name(actor, project, was_owner=standing.role == "owner")
+        if not decision.allowed:
+            return decision
+    return check_upload_scope(token, project, project_exists=standing.exists,
+                              is_owner_or_maintainer=standing.role is not None or standing.deleted)
+
+
+def missing_file() -> Decision:
+    return Decision.deny("missing-file", "the form must carry the file in its 'content' field", status=400)
+
+
+def check_digests(given: Mapping[str, str | None], actual: Mapping[str, str]) -> Decision:
+    """Each digest the form gave (md5, sha256, blake2_256) must be the received bytes' own."""
+    for kind, value in given.items():
+        if value and not hmac.compare_digest(value.strip().lower(), actual[kind]):
+            return Decision.deny("digest-mismatch", f"the {kind} digest supplied does not match the uploaded file",
+                                 status=400)
+    return Decision.allow()
+
+
+@dataclass(frozen=True, slots=True)
+class KnownFile:
+    """A filename the index accepted before (registered forever) and what became of its file."""
+
+    filename: str
+    sha256: str
+    project: str  # normalized
+    deleted_at: datetime | None = None
+
+
+def check_known_file(known: KnownFile, project: str, version: Version, sha256: str) -> Decision:
+    """An upload under a filename accepted before. Allowed (nothing to do: the same file is
+    there) only for the same bytes, named by the form as the file's own project and version;
+    a deleted file's name is never uploaded again (an admin can restore the file)."""
+    filename = known.filename
+    if known.deleted_at is not None:
+        return Decision.deny("file-deleted", f"{filename} was deleted on {known.deleted_at:%Y-%m-%d %H:%M} UTC and "
+                             "a deleted filename is never uploaded again; an admin can restore it", status=400)
+    if known.project != project:
+        return Decision.deny("filename-mismatch", f"the file {filename} belongs to the project {known.project!r}, "
+                             f"not {project!r}", status=400)
+    if version_of(filename) != version:
+        return Decision.deny("metadata-mismatch", f"the form says version {version} but {filename} is of version "
+                             f"{version_of(filename)}", status=400)
+    if known.sha256 == sha256:
+        return Decision.allow("identical-file", f"{filename} is already there with the same bytes")
+    return Decision.deny("file-exists", "File already exists: a file of this name was uploaded before "
+                         "with different contents, and filenames are never reused", status=400)
+
+
+def check_one_sdist(packagetype: str, release_has_sdist: bool, project: str, version: Version) -> Decision:
+    if packagetype == "sdist" and release_has_sdist:
+        return Decision.deny("one-sdist-per-release",
+                             f"release {version} of {project!r} already has a source distribution", status=400)
     return Decision.allow()

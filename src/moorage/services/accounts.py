@@ -177,8 +177,8 @@ USE_RECORD_INTERVAL = timedelta(seconds=60)
 
 
 def record_token_use(ctx: Context, token: TokenView, address: str | None, *, force: bool = False) -> None:
-    """When and from where the token was last used. Its own small transaction, after the work
-    it authorized (inside an upload's, the token's row lock could deadlock two uploads)."""
+    """When and from where the token was last used, in its own small transaction after the
+    work it authorized (a read). An upload records it in its own transaction: note_token_use."""
     now = ctx.clock.now()
     if not force and token.last_used_at is not None and now - token.last_used_at < USE_RECORD_INTERVAL:
         return
@@ -188,6 +188,20 @@ def record_token_use(ctx: Context, token: TokenView, address: str | None, *, for
                          .values(last_used_at=now, last_used_address=address))
     except Exception:  # noqa: BLE001 - bookkeeping; what the token authorized is done
         _log.warning("could not record the use of token %s", token.token_id, exc_info=True)
+
+
+def note_token_use(conn: Connection, token_id: str, now: datetime, address: str | None) -> None:
+    """When and from where the token was last used, inside a writer's transaction that holds
+    the event log's lock (after its last event). The token's row is taken only if nobody holds
+    it, never waited for: a revocation takes that row first and the event log's lock after it,
+    so waiting could deadlock the two; and every writer that appends events is held back by
+    the lock already. Whoever holds the row records a use (or the token's end) of that instant."""
+    free = conn.execute(
+        sa.select(tokens.c.id).where(tokens.c.id == token_id).with_for_update(skip_locked=True)
+    ).first()
+    if free is not None:
+        conn.execute(tokens.update().where(tokens.c.id == token_id)
+                     .values(last_used_at=now, last_used_address=address))
 
 
 def find_token(conn: Connection, token: str) -> tuple[TokenView, int] | None:
