@@ -326,8 +326,36 @@ def _backup(settings: Settings, db_path: Path, dest: Path, progress: Progress) -
     with _open_readonly(snapshot_file, immutable=True) as conn:
         refs = read_references(conn)
     db_sha, db_size = hash_file(snapshot_file, Silent())
+    copied, purged, total = _copy_blobs(settings, db_path, refs, dest / BLOB_DIR, progress)
+    keys: dict[str, dict[str, Any]] = {}
+    for name, path in _key_files(settings).items():
+        if path.is_file():
+            digest, size = _copy_hashed(path, dest / name, Silent(), mode=0o600)
+            keys[name] = {"sha256": digest, "size": size}
+    fsync_dir(dest)
 
-    live_root, out_root = settings.blob_dir, dest / BLOB_DIR
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "moorage_version": __version__,
+        "created_at": created.isoformat().replace("+00:00", "Z"),
+        "schema_revision": refs.revision,
+        "database": {"file": DB_FILE, "sha256": db_sha, "size": db_size},
+        "log_size": refs.log_size,
+        "counts": {"files": refs.files, "deleted_files": refs.deleted_files, "blobs": copied,
+                   "purged_blobs": purged},
+        "total_bytes": total,
+        "keys": keys,
+    }
+    _write_atomic(dest / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    return Summary(dest, refs.files, refs.deleted_files, copied, purged, total, refs.revision, tuple(sorted(keys)))
+
+
+def _copy_blobs(settings: Settings, db_path: Path, refs: References, out_root: Path,
+                progress: Progress) -> tuple[int, int, int]:
+    """Every blob the snapshot references, copied and checked against its sha256 (durable
+    before the manifest is written): (copied, purged, total bytes)."""
+    live_root = settings.blob_dir
     out_root.mkdir()
     sizes: dict[str, int] = {}
     for sha in refs.blobs:
@@ -364,29 +392,7 @@ def _backup(settings: Settings, db_path: Path, dest: Path, progress: Progress) -
         raise BackupFailed(f"{len(problems)} referenced blob(s) could not be backed up: " + "; ".join(problems))
     for directory in sorted({p.parent for p in out_root.rglob("*") if p.is_file()} | {out_root}, reverse=True):
         fsync_dir(directory)  # the blobs' directory entries are durable before the manifest
-
-    keys: dict[str, dict[str, Any]] = {}
-    for name, path in _key_files(settings).items():
-        if path.is_file():
-            digest, size = _copy_hashed(path, dest / name, Silent(), mode=0o600)
-            keys[name] = {"sha256": digest, "size": size}
-    fsync_dir(dest)
-
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "moorage_version": __version__,
-        "created_at": created.isoformat().replace("+00:00", "Z"),
-        "schema_revision": refs.revision,
-        "database": {"file": DB_FILE, "sha256": db_sha, "size": db_size},
-        "log_size": refs.log_size,
-        "counts": {"files": refs.files, "deleted_files": refs.deleted_files, "blobs": copied,
-                   "purged_blobs": purged},
-        "total_bytes": total,
-        "keys": keys,
-    }
-    _write_atomic(dest / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
-    return Summary(dest, refs.files, refs.deleted_files, copied, purged, total, refs.revision, tuple(sorted(keys)))
+    return copied, purged, total
 
 
 def _wait_for(path: Path, seconds: float) -> bool:
@@ -446,8 +452,36 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
         if existing.exists():
             raise BackupRefused(f"{existing} already exists: restore-backup never overwrites a database; "
                                 "restore into an empty data directory")
-
     # -- verify: only reads --------------------------------------------------------------
+    backup_db, db_sha, refs = _verify_database(src, manifest)
+    keys = _verify_keys(settings, src, manifest)
+    blobs = _verify_blobs(src / BLOB_DIR, settings.blob_dir, refs, progress)
+    counts = manifest.get("counts") or {}
+    found = (refs.files, len(blobs.present), blobs.total)
+    if (counts.get("files"), counts.get("blobs"), manifest.get("total_bytes")) != found:
+        raise BackupFailed(f"the backup holds {found[0]} files and {found[1]} blobs of {found[2]} bytes, the manifest "
+                           f"says {counts.get('files')}, {counts.get('blobs')} and {manifest.get('total_bytes')}: "
+                           "the backup is damaged")
+    # -- place: blobs, keys, then the database last (its presence means "restored") ----------
+    _place_blobs(settings.blob_dir, blobs, refs, progress)
+    targets = _key_files(settings)
+    for name, path in keys.items():
+        target = targets[name]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            _copy_hashed(path, staged, Silent(), mode=0o600)
+            os.link(staged, target)  # never replaces a key that appeared meanwhile
+            fsync_dir(target.parent)
+        finally:
+            staged.unlink(missing_ok=True)
+    revision = _place_database(backup_db, db_sha, db_path)
+    return Summary(settings.data_dir, refs.files, refs.deleted_files, len(blobs.present), blobs.purged, blobs.total,
+                   revision, tuple(sorted(manifest.get("keys") or {})), previous_revision=refs.revision)
+
+
+def _verify_database(src: Path, manifest: dict[str, Any]) -> tuple[Path, str, References]:
+    """The backup's database: its sha256 the manifest's, whole (SQLite's integrity check)."""
     backup_db = src / DB_FILE
     expected = manifest.get("database") or {}
     if not backup_db.is_file():
@@ -460,7 +494,11 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
         if result != [("ok",)]:
             raise BackupFailed(f"{backup_db} fails SQLite's integrity check: {result[0][0]}")
         refs = read_references(conn)
+    return backup_db, db_sha, refs
 
+
+def _verify_keys(settings: Settings, src: Path, manifest: dict[str, Any]) -> dict[str, Path]:
+    """The backup's keys that are to be placed (a key already there must be the same one)."""
     keys: dict[str, Path] = {}
     targets = _key_files(settings)
     for name, info in (manifest.get("keys") or {}).items():
@@ -476,23 +514,33 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
                                     "overwrites it; restore into an empty data directory")
             continue
         keys[name] = path
+    return keys
 
-    in_root, out_root = src / BLOB_DIR, settings.blob_dir
-    present = {sha: _blob_path(in_root, sha) for sha in refs.blobs if _blob_path(in_root, sha).is_file()}
-    progress.begin("verifying blobs", sum(p.stat().st_size for p in present.values()))
-    todo: list[str] = []
-    purged, total = 0, 0
+
+@dataclass
+class _BackupBlobs:
+    present: dict[str, Path]  # sha256 -> the blob in the backup
+    todo: list[str] = field(default_factory=list)  # not yet in the blob store
+    purged: int = 0
+    total: int = 0
+
+
+def _verify_blobs(in_root: Path, out_root: Path, refs: References, progress: Progress) -> _BackupBlobs:
+    """Every blob the backup's database references is in the backup with its sha256 (or was
+    purged); one already in the store (an interrupted restore) must be the same bytes."""
+    blobs = _BackupBlobs({sha: _blob_path(in_root, sha) for sha in refs.blobs if _blob_path(in_root, sha).is_file()})
+    progress.begin("verifying blobs", sum(p.stat().st_size for p in blobs.present.values()))
     for sha in sorted(refs.blobs):
-        if sha not in present:
+        if sha not in blobs.present:
             if refs.may_be_missing(sha):
-                purged += 1
+                blobs.purged += 1
                 continue
             raise BackupFailed(f"{refs.first_file(sha)}: its blob {sha} is missing from the backup")
-        digest, size = hash_file(present[sha], progress)
+        digest, size = hash_file(blobs.present[sha], progress)
         if digest != sha:
             raise BackupFailed(f"{refs.first_file(sha)}: its blob {sha} in the backup does not match its sha256 "
                                "(the backup is damaged or was altered); nothing was restored")
-        total += size
+        blobs.total += size
         target = _blob_path(out_root, sha)
         if target.exists():
             # Left by an earlier, interrupted restore: keep it only if it is right.
@@ -500,22 +548,18 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
                 raise BackupRefused(f"{target} already exists with other bytes: restore-backup never overwrites "
                                     "it; restore into an empty data directory")
             continue
-        todo.append(sha)
-    counts = manifest.get("counts") or {}
-    found = (refs.files, len(present), total)
-    if (counts.get("files"), counts.get("blobs"), manifest.get("total_bytes")) != found:
-        raise BackupFailed(f"the backup holds {found[0]} files and {found[1]} blobs of {found[2]} bytes, the manifest "
-                           f"says {counts.get('files')}, {counts.get('blobs')} and {manifest.get('total_bytes')}: "
-                           "the backup is damaged")
+        blobs.todo.append(sha)
+    return blobs
 
-    # -- place: blobs, keys, then the database last (its presence means "restored") ----------
+
+def _place_blobs(out_root: Path, blobs: _BackupBlobs, refs: References, progress: Progress) -> None:
     tmp = out_root / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    progress.begin("restoring blobs", sum(present[sha].stat().st_size for sha in todo))
-    for sha in todo:
+    progress.begin("restoring blobs", sum(blobs.present[sha].stat().st_size for sha in blobs.todo))
+    for sha in blobs.todo:
         staged = tmp / f"restore-{uuid.uuid4().hex}.part"
         try:
-            digest, _ = _copy_hashed(present[sha], staged, progress)
+            digest, _ = _copy_hashed(blobs.present[sha], staged, progress)
             if digest != sha:  # changed since it was verified
                 raise BackupFailed(f"{refs.first_file(sha)}: its blob {sha} changed while it was restored")
             final = _blob_path(out_root, sha)
@@ -524,17 +568,10 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
             fsync_dir(final.parent)
         finally:
             staged.unlink(missing_ok=True)
-    for name, path in keys.items():
-        target = targets[name]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            _copy_hashed(path, staged, Silent(), mode=0o600)
-            os.link(staged, target)  # never replaces a key that appeared meanwhile
-            fsync_dir(target.parent)
-        finally:
-            staged.unlink(missing_ok=True)
 
+
+def _place_database(backup_db: Path, db_sha: str, db_path: Path) -> str | None:
+    """The backup's database, migrated to the current schema, linked into place last; its revision."""
     staged_db = db_path.with_name(f".{db_path.name}.{uuid.uuid4().hex}.restoring")
     try:
         if _copy_hashed(backup_db, staged_db, Silent(), mode=0o600)[0] != db_sha:
@@ -566,5 +603,4 @@ def restore(settings: Settings, src: Path, *, progress: Progress | None = None) 
         for leftover in (staged_db, staged_db.with_name(staged_db.name + "-wal"),
                          staged_db.with_name(staged_db.name + "-shm")):
             leftover.unlink(missing_ok=True)
-    return Summary(settings.data_dir, refs.files, refs.deleted_files, len(present), purged, total, revision,
-                   tuple(sorted(manifest.get("keys") or {})), previous_revision=refs.revision)
+    return revision

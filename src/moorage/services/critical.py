@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from moorage.domain.accounts import critical_threshold, is_jump
+from moorage.domain.accounts import AccountPolicy, critical_threshold, is_jump
 from moorage.domain.decisions import bad_request
 from moorage.domain.names import normalize
 from moorage.services.accounts import NotFound
@@ -57,78 +57,69 @@ def _sums(conn: Connection, first: date, last: date) -> dict[str, int]:
     return {name: int(total or 0) for name, total in rows}
 
 
+@dataclass
+class _Seen:
+    """What a run reads: client downloads (30 days, this week, the week before), the projects,
+    their designations and their download flags (the latest per project)."""
+
+    now: datetime
+    month: dict[str, int]
+    week: dict[str, int]
+    previous: dict[str, int]
+    ids: dict[str, int]
+    current: dict[str, sa.Row]
+    flags: dict[str, sa.Row]
+
+    def held(self, policy: AccountPolicy, name: str) -> bool:
+        """Downloads an admin has not vouched for: an open flag, a recent dismissal, a new jump."""
+        flag = self.flags.get(name)
+        if flag is not None and flag.reviewed_at is None:
+            return True
+        if flag is not None and flag.decision == "dismissed" and self.now - flag.reviewed_at < DISMISSAL_HOLD:
+            return True
+        confirmed = flag is not None and flag.decision == "confirmed"
+        return (policy.critical.kind == "top" and not confirmed and name not in self.current
+                and is_jump(policy, self.week.get(name, 0), self.previous.get(name, 0)))
+
+
+def _read(conn: Connection, now: datetime) -> _Seen:
+    today = now.date()
+    month = _sums(conn, today - timedelta(days=29), today)
+    week = _sums(conn, today - timedelta(days=6), today)
+    previous = _sums(conn, today - timedelta(days=13), today - timedelta(days=7))
+    ids = {r.normalized_name: r.id for r in conn.execute(
+        sa.select(projects.c.id, projects.c.normalized_name).where(projects.c.deleted_at.is_(None)))}
+    current = {r.normalized_name: r for r in conn.execute(
+        sa.select(projects.c.normalized_name, critical_projects.c.project_id)
+        .join(critical_projects, critical_projects.c.project_id == projects.c.id))}
+    flags = {r.normalized_name: r for r in conn.execute(
+        sa.select(projects.c.normalized_name, download_flags.c.id, download_flags.c.flagged_at,
+                  download_flags.c.reviewed_at, download_flags.c.decision)
+        .join(download_flags, download_flags.c.project_id == projects.c.id)
+        .order_by(download_flags.c.flagged_at))}  # the latest flag per project wins
+    return _Seen(now, month, week, previous, ids, current, flags)
+
+
 def run_daily(ctx: Context, *, force: bool = False) -> DailyReport:
     """Recompute the critical projects, at most once a day unless forced. One transaction."""
     policy = ctx.settings.accounts
     now = ctx.clock.now()
-    today = now.date()
     with ctx.db.write() as conn:
         last = conn.execute(sa.select(job_runs.c.last_run_at).where(job_runs.c.name == JOB)
                             .with_for_update()).scalar()
         if last is not None and not force and now - last < DAY:
             return DailyReport(False, now, next_run=last + DAY)
-        month = _sums(conn, today - timedelta(days=29), today)
-        week = _sums(conn, today - timedelta(days=6), today)
-        previous = _sums(conn, today - timedelta(days=13), today - timedelta(days=7))
-        ids = {r.normalized_name: r.id for r in conn.execute(
-            sa.select(projects.c.id, projects.c.normalized_name).where(projects.c.deleted_at.is_(None)))}
-        current = {r.normalized_name: r for r in conn.execute(
-            sa.select(projects.c.normalized_name, critical_projects.c.project_id)
-            .join(critical_projects, critical_projects.c.project_id == projects.c.id))}
-        flags = {r.normalized_name: r for r in conn.execute(
-            sa.select(projects.c.normalized_name, download_flags.c.id, download_flags.c.flagged_at,
-                      download_flags.c.reviewed_at, download_flags.c.decision)
-            .join(download_flags, download_flags.c.project_id == projects.c.id)
-            .order_by(download_flags.c.flagged_at))}  # the latest flag per project wins
+        seen = _read(conn, now)
         report = DailyReport(True, now)
-
-        def held(name: str) -> bool:
-            """Downloads an admin has not vouched for: an open flag, a recent dismissal, a new jump."""
-            flag = flags.get(name)
-            if flag is not None and flag.reviewed_at is None:
-                return True
-            if flag is not None and flag.decision == "dismissed" and now - flag.reviewed_at < DISMISSAL_HOLD:
-                return True
-            confirmed = flag is not None and flag.decision == "confirmed"
-            return (policy.critical.kind == "top" and not confirmed and name not in current
-                    and is_jump(policy, week.get(name, 0), previous.get(name, 0)))
-
         # The rule runs on trusted counts only, so a swarm on one project neither makes it
         # critical nor pushes a real one out of the top.
-        trusted = {name: n for name, n in month.items() if name in ids and not held(name)}
-        wanted = critical_threshold(policy, trusted) & set(ids)
-        for name in sorted(critical_threshold(policy, {n: c for n, c in month.items() if n in ids}) - set(trusted)):
-            if name in current or (flags.get(name) is not None and flags[name].reviewed_at is None):
-                continue  # already critical, or already waiting for an admin
-            if flags.get(name) is not None and flags[name].decision == "dismissed":
-                continue  # dismissed recently: held out quietly
-            conn.execute(download_flags.insert().values(
-                project_id=ids[name], flagged_at=now, week=week.get(name, 0), previous_week=previous.get(name, 0)))
-            append_event(conn, now=now, actor="system", action="downloads-jump-flagged", subject=f"project:{name}",
-                         project=name, payload={"project": name, "week": week.get(name, 0),
-                                                "previous_week": previous.get(name, 0),
-                                                "factor": policy.download_jump})
-            report.flagged.append(name)
-
+        trusted = {name: n for name, n in seen.month.items() if name in seen.ids and not seen.held(policy, name)}
+        wanted = critical_threshold(policy, trusted) & set(seen.ids)
+        counted = {n: c for n, c in seen.month.items() if n in seen.ids}
+        report.flagged = _flag(conn, policy, seen, sorted(critical_threshold(policy, counted) - set(trusted)))
         if policy.critical.kind != "top":  # a list or "none": exactly what the rule says
-            for name in sorted(set(current) - wanted):
-                conn.execute(critical_projects.delete().where(critical_projects.c.project_id == ids[name]))
-                append_event(conn, now=now, actor="system", action="project-no-longer-critical",
-                             subject=f"project:{name}", project=name,
-                             payload={"project": name, "rule": policy.critical.describe()})
-                report.released.append(name)
-
-        for name in sorted(wanted - set(current)):
-            grace_until = now + policy.critical_grace
-            conn.execute(critical_projects.insert().values(
-                project_id=ids[name], since=now, grace_until=grace_until, rule=policy.critical.describe(),
-                downloads_30d=month.get(name)))
-            append_event(conn, now=now, actor="system", action="project-became-critical", subject=f"project:{name}",
-                         project=name, payload={"project": name, "rule": policy.critical.describe(),
-                                                "downloads_30d": month.get(name, 0), "since": now.isoformat(),
-                                                "grace_until": grace_until.isoformat()})
-            report.designated.append(name)
-
+            report.released = _release(conn, policy, seen, sorted(set(seen.current) - wanted))
+        report.designated = _designate(conn, policy, seen, sorted(wanted - set(seen.current)))
         if last is None:
             conn.execute(job_runs.insert().values(name=JOB, last_run_at=now))
         else:
@@ -138,6 +129,49 @@ def run_daily(ctx: Context, *, force: bool = False) -> DailyReport:
             .join(critical_projects, critical_projects.c.project_id == projects.c.id)).scalars())
         report.next_run = now + DAY
     return report
+
+
+def _flag(conn: Connection, policy: AccountPolicy, seen: _Seen, untrusted: list[str]) -> list[str]:
+    """A flag for an admin on each project the rule would designate on downloads it does not trust."""
+    flagged = []
+    now, week, previous = seen.now, seen.week, seen.previous
+    for name in untrusted:
+        flag = seen.flags.get(name)
+        if name in seen.current or (flag is not None and flag.reviewed_at is None):
+            continue  # already critical, or already waiting for an admin
+        if flag is not None and flag.decision == "dismissed":
+            continue  # dismissed recently: held out quietly
+        conn.execute(download_flags.insert().values(
+            project_id=seen.ids[name], flagged_at=now, week=week.get(name, 0), previous_week=previous.get(name, 0)))
+        append_event(conn, now=now, actor="system", action="downloads-jump-flagged", subject=f"project:{name}",
+                     project=name, payload={"project": name, "week": week.get(name, 0),
+                                            "previous_week": previous.get(name, 0),
+                                            "factor": policy.download_jump})
+        flagged.append(name)
+    return flagged
+
+
+def _release(conn: Connection, policy: AccountPolicy, seen: _Seen, names: list[str]) -> list[str]:
+    for name in names:
+        conn.execute(critical_projects.delete().where(critical_projects.c.project_id == seen.ids[name]))
+        append_event(conn, now=seen.now, actor="system", action="project-no-longer-critical",
+                     subject=f"project:{name}", project=name,
+                     payload={"project": name, "rule": policy.critical.describe()})
+    return names
+
+
+def _designate(conn: Connection, policy: AccountPolicy, seen: _Seen, names: list[str]) -> list[str]:
+    now = seen.now
+    for name in names:
+        grace_until = now + policy.critical_grace
+        conn.execute(critical_projects.insert().values(
+            project_id=seen.ids[name], since=now, grace_until=grace_until, rule=policy.critical.describe(),
+            downloads_30d=seen.month.get(name)))
+        append_event(conn, now=now, actor="system", action="project-became-critical", subject=f"project:{name}",
+                     project=name, payload={"project": name, "rule": policy.critical.describe(),
+                                            "downloads_30d": seen.month.get(name, 0), "since": now.isoformat(),
+                                            "grace_until": grace_until.isoformat()})
+    return names
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,6 @@ def fsck(ctx: Context, *, quick: bool = False, repair: bool = False, from_backup
         sources.append(_BackupSource(from_backup))
     if from_index is not None:
         sources.append(_IndexSource(from_index))
-    progress = progress or Silent()
     report = Report(quick=quick, repair=repair)
     now = ctx.clock.now()
     stale_before = (now - STALE_AFTER).timestamp()
@@ -172,53 +171,9 @@ def fsck(ctx: Context, *, quick: bool = False, repair: bool = False, from_backup
     with ctx.db.read() as conn:  # after the listing: a blob committed meanwhile is referenced here
         refs, uses = _references(conn)
     report.files, report.deleted_files, report.referenced_blobs = refs.files, refs.deleted_files, len(refs.blobs)
-
-    broken: dict[str, tuple[_Ref, str]] = {}  # sha256 -> (its use, "missing" | "damaged")
-    total = 0 if quick else sum(listing[s].size for s in refs.blobs if s in listing)
-    progress.begin("checking blobs", total)
-    for sha in sorted(refs.blobs):
-        ref = uses[sha]
-        if sha not in listing and ctx.blobs.size(sha) is None:
-            if refs.may_be_missing(sha):
-                report.purged_blobs += 1
-                continue
-            broken[sha] = (ref, "missing")
-            report.findings.append(Finding("missing", ref.subject, _missing_text(ref, refs), sha))
-            continue
-        problem = _size_problem(ctx, ref, listing) if quick else _hash_problem(ctx, ref, progress, report)
-        if problem == "missing":
-            broken[sha] = (ref, "missing")
-            report.findings.append(Finding("missing", ref.subject, _missing_text(ref, refs), sha))
-        elif problem:
-            broken[sha] = (ref, "damaged")
-            report.findings.append(Finding("damaged", ref.subject, problem, sha))
-
-    unreferenced = []
-    for name, blob in sorted(listing.items()):
-        if name in refs.blobs:
-            continue
-        if blob.modified >= stale_before:
-            report.in_progress += 1
-            continue
-        unreferenced.append(blob)
-        report.findings.append(Finding(
-            "unreferenced", name, f"a blob of {blob.size} bytes that no file uses, written "
-            f"{_ago(now, blob.modified)}", name if _SHA256.match(name) else None))
-
-    report.temp_files = len(temps)
-    stale: list[tuple[Path, int]] = []
-    for path, st in temps:
-        if st.st_mtime >= stale_before:
-            report.in_progress += 1
-            continue
-        stale.append((path, st.st_size))
-        if st.st_nlink > 1:
-            report.findings.append(Finding("temp-link", path.name, _link_text(ctx, path, st, quick, refs, uses)
-                                           + f", written {_ago(now, st.st_mtime)}"))
-        else:
-            report.findings.append(Finding("stale-temp", path.name, f"a temporary file of {st.st_size} bytes "
-                                           f"left by an upload that did not finish, written {_ago(now, st.st_mtime)}"))
-
+    broken = _check_referenced(ctx, report, refs, uses, listing, progress or Silent())
+    unreferenced = _unreferenced(report, refs, listing, now, stale_before)
+    stale = _stale_temporary(ctx, report, refs, uses, temps, now, stale_before)
     with ctx.db.read() as conn:
         checked = check_log(conn, _verifier(ctx))
     report.log_size, report.events, report.checkpoints = checked.size, checked.events, checked.checkpoints
@@ -233,6 +188,67 @@ def fsck(ctx: Context, *, quick: bool = False, repair: bool = False, from_backup
         _collect(ctx, report, unreferenced, now, actor)
         _restore(ctx, report, broken, sources, actor)
     return report
+
+
+def _check_referenced(ctx: Context, report: Report, refs: References, uses: dict[str, _Ref],
+                      listing: dict[str, Any], progress: Progress) -> dict[str, tuple[_Ref, str]]:
+    """Every referenced blob present (quick: with its size; else with its sha256)."""
+    broken: dict[str, tuple[_Ref, str]] = {}  # sha256 -> (its use, "missing" | "damaged")
+    total = 0 if report.quick else sum(listing[s].size for s in refs.blobs if s in listing)
+    progress.begin("checking blobs", total)
+    for sha in sorted(refs.blobs):
+        ref = uses[sha]
+        if sha not in listing and ctx.blobs.size(sha) is None:
+            if refs.may_be_missing(sha):
+                report.purged_blobs += 1
+                continue
+            broken[sha] = (ref, "missing")
+            report.findings.append(Finding("missing", ref.subject, _missing_text(ref, refs), sha))
+            continue
+        problem = _size_problem(ctx, ref, listing) if report.quick else _hash_problem(ctx, ref, progress, report)
+        if problem == "missing":
+            broken[sha] = (ref, "missing")
+            report.findings.append(Finding("missing", ref.subject, _missing_text(ref, refs), sha))
+        elif problem:
+            broken[sha] = (ref, "damaged")
+            report.findings.append(Finding("damaged", ref.subject, problem, sha))
+    return broken
+
+
+def _unreferenced(report: Report, refs: References, listing: dict[str, Any], now: datetime,
+                  stale_before: float) -> list[Any]:
+    """Blobs no file uses, older than an upload in progress could be."""
+    unreferenced = []
+    for name, blob in sorted(listing.items()):
+        if name in refs.blobs:
+            continue
+        if blob.modified >= stale_before:
+            report.in_progress += 1
+            continue
+        unreferenced.append(blob)
+        report.findings.append(Finding(
+            "unreferenced", name, f"a blob of {blob.size} bytes that no file uses, written "
+            f"{_ago(now, blob.modified)}", name if _SHA256.match(name) else None))
+    return unreferenced
+
+
+def _stale_temporary(ctx: Context, report: Report, refs: References, uses: dict[str, _Ref],
+                     temps: list[tuple[Path, Any]], now: datetime, stale_before: float) -> list[tuple[Path, int]]:
+    """Temporary files older than an upload in progress could be."""
+    report.temp_files = len(temps)
+    stale: list[tuple[Path, int]] = []
+    for path, st in temps:
+        if st.st_mtime >= stale_before:
+            report.in_progress += 1
+            continue
+        stale.append((path, st.st_size))
+        if st.st_nlink > 1:
+            report.findings.append(Finding("temp-link", path.name, _link_text(ctx, path, st, report.quick, refs, uses)
+                                           + f", written {_ago(now, st.st_mtime)}"))
+        else:
+            report.findings.append(Finding("stale-temp", path.name, f"a temporary file of {st.st_size} bytes "
+                                           f"left by an upload that did not finish, written {_ago(now, st.st_mtime)}"))
+    return stale
 
 
 def _temporary_files(ctx: Context) -> list[tuple[Path, Any]]:

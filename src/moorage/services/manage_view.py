@@ -17,6 +17,7 @@ from moorage.domain.decisions import Decision
 from moorage.domain.lifecycle import (
     Actor,
     FileFacts,
+    LifecyclePolicy,
     ProjectFacts,
     check_upload_window,
     may_announce_removal,
@@ -100,30 +101,7 @@ def manage_view(ctx: Context, project: str, *, as_user: str) -> ManageView:
             .join(users, users.c.id == invitations.c.user_id)
             .where(invitations.c.project_id == project_id, invitations.c.answered_at.is_(None)))]
     name = view.normalized_name
-    live = [r for r in view.releases if not r.deleted]
-    facts = release_facts(name, [(Version(r.version), r.created_at, r.reopened_until) for r in live])
-    rows: list[ReleaseActions] = []
-    all_files: list[FileFacts] = []
-    for r in reversed(live):
-        fact = facts[Version(r.version)]
-        entries = []
-        for f in view.files:
-            if f.version != r.version or f.deleted_at is not None:
-                continue
-            ff = FileFacts(f.filename, Version(f.version), f.upload_time)
-            all_files.append(ff)
-            entries.append(FileActions(f, may_delete_file(actor, name, view.deletions_disabled_at, ff, policy, now),
-                                       f.upload_time + policy.deletion_window))
-        window = check_upload_window(fact, policy, now)
-        if window.allowed:
-            reopen = Decision.deny("upload-window", f"release {r.version} still accepts new files", status=400,
-                                   until=window.until)
-        else:
-            reopen = may_reopen(actor, fact, policy.reopen_period, policy, now)
-        delete = may_delete_files(actor, name, view.deletions_disabled_at, [
-            FileFacts(e.file.filename, Version(e.file.version), e.file.upload_time) for e in entries], policy, now)
-        rows.append(ReleaseActions(r, entries, window, upload_window_closes(fact, policy),
-                                   bool(entries) and all(e.file.yanked for e in entries), reopen, delete))
+    rows, all_files = _release_actions(view, actor, policy, now)
     facts_p = ProjectFacts(name, view.status, view.status_reason)
     status = {verb: may_change_status(actor, facts_p, target, "checking")
               for verb, target in (("archive", "archived"), ("unarchive", "active"),
@@ -148,6 +126,38 @@ def manage_view(ctx: Context, project: str, *, as_user: str) -> ManageView:
         invite=may_invite(actor, name), transfer=transfer, leave=may_leave(actor, name),
     )
     return _behind_two_factor(manage, two_factor) if not two_factor.allowed else manage
+
+
+def _release_actions(view: ProjectView, actor: Actor, policy: LifecyclePolicy,
+                     now: datetime) -> tuple[list[ReleaseActions], list[FileFacts]]:
+    """Each live release, newest first, with its files and the user's decisions on them; and
+    every live file's facts (for deleting the whole project)."""
+    name = view.normalized_name
+    live = [r for r in view.releases if not r.deleted]
+    facts = release_facts(name, [(Version(r.version), r.created_at, r.reopened_until) for r in live])
+    rows: list[ReleaseActions] = []
+    all_files: list[FileFacts] = []
+    for r in reversed(live):
+        fact = facts[Version(r.version)]
+        entries = []
+        for f in view.files:
+            if f.version != r.version or f.deleted_at is not None:
+                continue
+            ff = FileFacts(f.filename, Version(f.version), f.upload_time)
+            all_files.append(ff)
+            entries.append(FileActions(f, may_delete_file(actor, name, view.deletions_disabled_at, ff, policy, now),
+                                       f.upload_time + policy.deletion_window))
+        window = check_upload_window(fact, policy, now)
+        if window.allowed:
+            reopen = Decision.deny("upload-window", f"release {r.version} still accepts new files", status=400,
+                                   until=window.until)
+        else:
+            reopen = may_reopen(actor, fact, policy.reopen_period, policy, now)
+        delete = may_delete_files(actor, name, view.deletions_disabled_at, [
+            FileFacts(e.file.filename, Version(e.file.version), e.file.upload_time) for e in entries], policy, now)
+        rows.append(ReleaseActions(r, entries, window, upload_window_closes(fact, policy),
+                                   bool(entries) and all(e.file.yanked for e in entries), reopen, delete))
+    return rows, all_files
 
 
 def _behind_two_factor(view: ManageView, refusal: Decision) -> ManageView:
