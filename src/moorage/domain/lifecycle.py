@@ -14,6 +14,7 @@ from packaging.version import Version
 
 from moorage.domain.decisions import Decision
 from moorage.domain.durations import describe, span
+from moorage.domain.removal import removal_in_effect
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +297,7 @@ def may_cancel_removal(actor: Actor, project: str, removal_at: datetime | None, 
         return Decision.deny("not-an-owner", f"only an owner of {project} or an admin may cancel its removal")
     if removal_at is None:
         return Decision.deny("no-removal", f"no removal of {project} was announced", status=409)
-    if now >= removal_at and not actor.is_admin:
+    if removal_in_effect(removal_at, now) and not actor.is_admin:
         return Decision.deny("removal-done", f"the removal of {project} took effect on {when(removal_at)}; "
                              "an admin can still undo it")
     return Decision.allow()
