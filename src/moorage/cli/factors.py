@@ -9,10 +9,8 @@ from typing import Any
 from rich.console import Console
 
 from moorage.config import load_settings
-from moorage.services import factors
-from moorage.services.context import open_context
+from moorage.services import bootstrap, factors
 from moorage.services.lifecycle import OPERATOR
-from moorage.store import preflight
 
 err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
@@ -33,13 +31,8 @@ def register(user: Any) -> None:
 
 
 def cmd_reset_factors(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, data_dir=args.data_dir)
-    preflight.require_data_dir(settings.data_dir)
-    ctx = open_context(settings)
+    ctx = bootstrap.open_index(load_settings(args.config, data_dir=args.data_dir))
     try:
-        preflight.check_database(ctx.db)
-        if settings.is_embedded and not ctx.db.is_current():
-            ctx.db.upgrade()
         removed = factors.reset_factors(ctx, args.name, reason=args.reason, actor=OPERATOR.name)
     finally:
         ctx.close()

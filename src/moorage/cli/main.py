@@ -6,7 +6,6 @@ import argparse
 import getpass
 import json
 import os
-import secrets
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from moorage.cli import fsck as fsck_cli
 from moorage.config import ConfigError, Settings, load_settings, policy_rules
 from moorage.domain.decisions import Decision, Denied
 from moorage.log.note import NoteError
-from moorage.services import accounts, checks, deletion, handover, lifecycle, removal, roles
+from moorage.services import accounts, bootstrap, checks, deletion, handover, lifecycle, removal, roles
 from moorage.services.context import Context, open_context
 from moorage.store import preflight
 
@@ -57,43 +56,30 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 def _context(args: argparse.Namespace) -> Context:
     """The index of an existing data directory, its database opened and checked."""
-    settings = _settings(args)
-    preflight.require_data_dir(settings.data_dir)
-    ctx = open_context(settings)
-    preflight.check_database(ctx.db)
-    if settings.is_embedded and not ctx.db.is_current():
-        ctx.db.upgrade()
-    return ctx
+    return bootstrap.open_index(_settings(args))
 
 
 # -- serve ----------------------------------------------------------------------------------
-def _bootstrap(ctx: Context, host: str, port: int) -> None:
+def _first_start(ctx: Context, host: str, port: int) -> None:
     """On a first start: an admin account and a one-time upload token, with usage lines."""
-    import sqlalchemy as sa
-
-    from moorage.store.tables import users
-
-    with ctx.db.read() as conn:
-        if conn.execute(sa.select(users.c.id).limit(1)).first() is not None:
-            return
-    password = secrets.token_urlsafe(18)
-    accounts.add_user(ctx, "admin", password=password, is_admin=True, actor="system")
-    _id, token = accounts.create_token(ctx, "admin", description="first start", actor="system")
+    made = bootstrap.first_start(ctx)
+    if made is None:
+        return
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
     print(f"""
 moorage: first start, created the admin account.
-  user:     admin
-  password: {password}
+  user:     {made.user}
+  password: {made.password}
   upload token (shown once, keep it safe):
-    {token}
+    {made.token}
 
 Install:
   pip install --index-url {base}/simple/ PROJECT
   uv pip install --index-url {base}/simple/ PROJECT
 Upload:
-  twine upload --repository-url {base}/legacy/ -u __token__ -p {token} dist/*
-  uv publish --publish-url {base}/legacy/ --token {token} dist/*
+  twine upload --repository-url {base}/legacy/ -u __token__ -p {made.token} dist/*
+  uv publish --publish-url {base}/legacy/ --token {made.token} dist/*
 """, flush=True)
 
 
@@ -108,22 +94,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log_config = oplog.serve_logging(args.access_log)
     logging.config.dictConfig(log_config)
     # The first start makes the data directory; every start checks it can write what it must.
-    preflight.check_writable(settings.data_dir, settings.blob_dir if settings.blobs.store == "file" else None,
-                             embedded=settings.is_embedded)
-    ctx = open_context(settings)
-    preflight.check_database(ctx.db)
-    if settings.is_embedded:
-        ctx.db.upgrade()
-    elif not ctx.db.is_current():
+    try:
+        ctx = bootstrap.open_for_serving(settings)
+    except bootstrap.SchemaNotCurrent:
         err.print("moorage: the database schema is not current; run `moorage db upgrade` first")
         return 2
-    swept = ctx.blobs.sweep_temporary(now=ctx.clock.now().timestamp())  # left by a crash, older than an hour
+    swept = bootstrap.sweep_temporary(ctx)  # left by a crash, older than an hour
     if swept:
         print(f"moorage: removed {swept} temporary file(s) older than an hour from {ctx.blobs.tmp}", flush=True)
-    from moorage.log.keys import load_or_create
-
-    load_or_create(settings.log_key_file, settings.log_origin)  # before the workers: one key
-    _bootstrap(ctx, settings.host, settings.port)
+    bootstrap.ensure_log_key(settings)  # before the workers: one key
+    _first_start(ctx, settings.host, settings.port)
     import threading
 
     from moorage.services.critical import keep_running_daily
@@ -401,11 +381,7 @@ def cmd_cancel_removal(args: argparse.Namespace) -> int:
 
 
 def cmd_log_key(args: argparse.Namespace) -> int:
-    from moorage.log.keys import load_or_create
-
-    settings = _settings(args)
-    preflight.require_data_dir(settings.data_dir)
-    print(load_or_create(settings.log_key_file, settings.log_origin).verifier.vkey())
+    print(bootstrap.log_verifier_key(_settings(args)))
     return 0
 
 
@@ -467,11 +443,7 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    ctx = open_context(settings)
-    before = ctx.db.current_revision()
-    ctx.db.upgrade()
-    after = ctx.db.current_revision()
+    before, after = bootstrap.upgrade_database(_settings(args))
     err.print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
     return 0
 

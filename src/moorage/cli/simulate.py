@@ -8,14 +8,13 @@ import json
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -24,6 +23,7 @@ from moorage.domain.clock import SystemClock
 from moorage.domain.lifecycle import LifecyclePolicy
 from moorage.domain.simulation import ProjectHistory, Refusal, Simulation, SimulationResult, Unparsed
 from moorage.histories import HistoryError, read_index, read_path
+from moorage.store.admin import DatabaseUnreadable, local_upload_histories
 
 err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
@@ -77,25 +77,17 @@ def _instant(text: str | None) -> datetime:
     return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
 
 
-def _local_histories(settings: Any, stack: ExitStack, progress: Progress) -> Iterator[ProjectHistory]:
-    import sqlalchemy as sa
-
-    from moorage.store.database import Database
-    from moorage.store.history import count_projects, upload_histories
-
+def _local_histories(settings: Any, progress: Progress) -> Iterator[ProjectHistory]:
     if settings.is_embedded and not (settings.data_dir / "moorage.db").exists():
         raise HistoryError(f"no local index in {settings.data_dir}: give --history or --index, or --data-dir")
-    db = Database(settings.db_url)
-    stack.callback(db.dispose)
+    tasks: list[TaskID] = []
     try:
-        conn = stack.enter_context(db.read())
-        task = progress.add_task("projects", total=count_projects(conn))
-        for history in upload_histories(conn):
+        for history in local_upload_histories(
+                settings.db_url, lambda total: tasks.append(progress.add_task("projects", total=total))):
             yield history
-            progress.advance(task)
-    except sa.exc.SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc
-        raise HistoryError(f"the local index's database cannot be read: {str(cause).strip()}") from None
+            progress.advance(tasks[0])
+    except DatabaseUnreadable as exc:
+        raise HistoryError(f"the local index's database cannot be read: {exc}") from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -112,8 +104,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     with tempfile.TemporaryFile("w+", encoding="utf-8") as refused, \
             tempfile.TemporaryFile("w+", encoding="utf-8") as unparsed:
         simulation = Simulation(policy, at, top=args.top,
-                                on_refused=lambda r: refused.write(json.dumps(refusal_json(r)) + "\n"),
-                                on_unparsed=lambda u: unparsed.write(json.dumps(unparsed_json(u)) + "\n"))
+                                on_refused=lambda r: _spool(refused, refusal_json(r)),
+                                on_unparsed=lambda u: _spool(unparsed, unparsed_json(u)))
         try:
             result = simulation.replay_all(_histories(args, settings))
         except HistoryError as exc:
@@ -129,12 +121,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spool(spool: IO[str], item: dict[str, Any]) -> None:
+    spool.write(json.dumps(item) + "\n")
+
+
 def _histories(args: argparse.Namespace, settings: Any) -> Iterator[ProjectHistory]:
     """The histories asked for, with a progress bar on stderr when that is a terminal."""
     console = Console(stderr=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=console, disable=not console.is_terminal, transient=True)
-    with progress, ExitStack() as stack:
+    with progress:
         if args.history:
             path = Path(args.history)
             total = (len([p for p in path.iterdir() if p.name.endswith((".json", ".json.gz"))]) if path.is_dir()
@@ -145,7 +141,7 @@ def _histories(args: argparse.Namespace, settings: Any) -> Iterator[ProjectHisto
             task = progress.add_task("pages", total=len(args.project))
             yield from read_index(args.index, args.project, lambda n: progress.advance(task, n))
         else:
-            yield from _local_histories(settings, stack, progress)
+            yield from _local_histories(settings, progress)
 
 
 def _policy_dict(policy: LifecyclePolicy) -> dict[str, Any]:
