@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from moorage.domain.names import normalize
+from moorage.store.queries import changed_projects_since, global_serial
 from moorage.store.tables import files, invitations, projects, releases, roles
 
 _OFFERED = sa.and_(projects.c.status != "quarantined", projects.c.deleted_at.is_(None))
@@ -76,6 +77,29 @@ def project_lines(conn: Connection, names: set[str] | None = None) -> list[Relea
     query = (query.join(sub, sub.c.project_id == projects.c.id)
              .join(releases, releases.c.id == sub.c.release_id))
     return _lines(list(conn.execute(query).all()))
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogChanges:
+    """What a copy of the catalogue (each process keeps one: web/pages/catalog_cache.py) reads
+    to catch up with the newest serial: the lines of the projects changed since its serial, or
+    of every project (``changed`` None) when it had none yet. A changed project without a line
+    has left the catalogue (quarantined, deleted)."""
+
+    serial: int
+    lines: list[ReleaseLine]
+    changed: set[str] | None
+
+
+def catalog_since(conn: Connection, serial: int) -> CatalogChanges | None:
+    """None when nothing changed after ``serial``; a negative ``serial``: the whole catalogue."""
+    newest = global_serial(conn)
+    if newest == serial:
+        return None
+    if serial < 0:
+        return CatalogChanges(newest, project_lines(conn), None)
+    newest, changed = changed_projects_since(conn, serial)
+    return CatalogChanges(newest, project_lines(conn, changed), changed)
 
 
 def search_lines(lines: list[ReleaseLine], query: str, limit: int = 50) -> list[ReleaseLine]:

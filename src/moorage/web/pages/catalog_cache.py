@@ -10,11 +10,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Connection
-
 from moorage.services.context import Context
-from moorage.store.catalog import ReleaseLine, counts, project_lines, recent_releases, search_lines
-from moorage.store.queries import changed_projects_since, global_serial
+from moorage.store.catalog import CatalogChanges, ReleaseLine, catalog_since, counts, recent_releases, search_lines
 
 
 @dataclass(frozen=True)
@@ -32,31 +29,28 @@ class CatalogCache:
         self._sorted: list[ReleaseLine] = []
         self._home: HomeData | None = None
 
-    def _refresh(self, conn: Connection) -> None:
-        serial = global_serial(conn)
-        if serial == self._serial:
+    def _catch_up(self, changes: CatalogChanges | None) -> None:
+        if changes is None:
             return
-        if self._serial < 0:
-            self._lines = {line.normalized: line for line in project_lines(conn)}
+        if changes.changed is None:
+            self._lines = {line.normalized: line for line in changes.lines}
         else:
-            serial, changed = changed_projects_since(conn, self._serial)
-            fresh = {line.normalized: line for line in project_lines(conn, changed)}
-            for name in changed:  # gone from the index (quarantined, deleted) unless read again
+            for name in changes.changed:  # gone from the index (quarantined, deleted) unless read again
                 self._lines.pop(name, None)
-            self._lines.update(fresh)
+            self._lines.update((line.normalized, line) for line in changes.lines)
         self._sorted = sorted(self._lines.values(), key=lambda line: line.normalized)
         self._home = None
-        self._serial = serial
+        self._serial = changes.serial
 
     def home(self) -> HomeData:
         with self._lock, self.ctx.db.read() as conn:
-            self._refresh(conn)
+            self._catch_up(catalog_since(conn, self._serial))
             if self._home is None:
                 self._home = HomeData(counts(conn), recent_releases(conn, 12))
             return self._home
 
     def search(self, query: str) -> list[ReleaseLine]:
         with self._lock, self.ctx.db.read() as conn:
-            self._refresh(conn)
+            self._catch_up(catalog_since(conn, self._serial))
             lines = self._sorted
         return search_lines(lines, query)
