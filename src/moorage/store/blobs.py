@@ -13,8 +13,9 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -49,6 +50,47 @@ class BlobInfo:
     modified: float
 
 
+@dataclass(frozen=True, slots=True)
+class LocalBytes:
+    """Where a download reads a blob from: a file on this host's disk (the file store), sent
+    as it is, with ranges, by the web."""
+
+    path: Path
+
+
+class ByteStream(Protocol):
+    """An open read of some bytes (all of them, or one range); iterate ``chunks`` once."""
+
+    @property
+    def length(self) -> int:
+        """Bytes in this answer."""
+        ...
+
+    @property
+    def last_modified(self) -> datetime | None: ...
+
+    def chunks(self, chunk_size: int = 1 << 16) -> Iterator[bytes]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteBytes:
+    """Where a download reads a blob from: somewhere that is not this host's disk (an object
+    store's bucket). Each callable does I/O, so the web calls it off the event loop:
+
+    - ``size()``: the size of the bytes there, None when there are none;
+    - ``read(byte_range)``: the bytes, or the inclusive range ``(first, last)`` of them
+      (BlobMissing when there are none);
+    - ``url(content_type, content_disposition)``: when set, a GET is answered with a redirect
+      to this URL, which serves the bytes with those headers for a while and then expires."""
+
+    size: Callable[[], int | None]
+    read: Callable[[tuple[int, int] | None], ByteStream]
+    url: Callable[[str, str | None], str] | None = None
+
+
+BlobBytes = LocalBytes | RemoteBytes
+
+
 @dataclass
 class StagedBlob:
     temp: Path
@@ -74,6 +116,11 @@ class BlobStore(Protocol):
     def read(self, sha256: str) -> bytes: ...
 
     def chunks(self, sha256: str) -> Iterator[bytes]: ...
+
+    def locate(self, sha256: str) -> BlobBytes:
+        """Where a download reads the blob from, without any I/O (a missing blob is found
+        when it is read)."""
+        ...
 
     def iter_blobs(self) -> Iterator[BlobInfo]: ...
 
@@ -130,6 +177,10 @@ class FileBlobStore:
         with fh:
             while chunk := fh.read(_CHUNK):
                 yield chunk
+
+    def locate(self, sha256: str) -> LocalBytes:
+        """The blob's file, for a download to send (it may be missing: the download finds out)."""
+        return LocalBytes(self.path(sha256))
 
     def iter_blobs(self) -> Iterator[BlobInfo]:
         """Every file under ``<root>/<aa>/<bb>/`` (not ``tmp``), in no particular order."""

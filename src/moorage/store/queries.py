@@ -1,8 +1,13 @@
-"""Read-side queries: what the simple pages, file downloads and JSON API show."""
+"""Read-side queries: what the simple pages, file downloads, JSON API and project pages show.
+
+The web reads these through a source (``sources/local.py``), which adds the rules that depend
+on the instant (an announced removal, ``domain/removal.py``) and says until when its answer
+holds; the value types here are the ones every source answers with.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +15,7 @@ import sqlalchemy as sa
 from packaging.version import Version
 from sqlalchemy.engine import Connection
 
+from moorage.domain.removal import removal_in_effect, removal_offer
 from moorage.store.tables import events, files, log_entries, projects, releases
 
 
@@ -61,6 +67,17 @@ class ProjectView:
     deletions_disabled_at: datetime | None = None
     deleted_at: datetime | None = None
 
+    def removal_in_effect(self, now: datetime) -> bool:
+        """Whether the project's announced removal has taken effect at ``now`` (the rule of
+        domain/removal.py; the pages for people show "Removed" or "Pending removal" by it)."""
+        return removal_in_effect(self.removal_at, now)
+
+
+def withhold_files(view: ProjectView) -> ProjectView:
+    """The project without its releases and files: what a root offers of a project whose
+    announced removal withholds them there (its name, status and reason stay)."""
+    return replace(view, releases=[], files=[])
+
 
 def _version_key(v: str) -> tuple[int, Version | str]:
     try:
@@ -81,20 +98,23 @@ def project_names(conn: Connection) -> list[tuple[str, str]]:
 def load_project(conn: Connection, normalized_name: str, *, offered_only: bool = True,
                  now: datetime | None = None, pending_root: bool = False) -> ProjectView | None:
     """A project with its releases and files. ``offered_only`` leaves out what is withheld:
-    deleted files and releases, everything of a quarantined project, quarantined releases,
-    and (at ``now``, outside the opt-in ``pending_root``) the files of a removed project."""
+    deleted files and releases, everything of a quarantined project, quarantined releases.
+    With ``now``, also what an announced removal withholds at that instant from the default
+    root (or, with ``pending_root``, from the opt-in one): domain/removal.py decides. The
+    sources (sources/local.py) read without ``now`` and ask the rule themselves, since they
+    also say until when their answer holds."""
     p = conn.execute(sa.select(projects).where(projects.c.normalized_name == normalized_name)).first()
     if p is None or (offered_only and p.deleted_at is not None):
         return None
-    removed = (offered_only and not pending_root and p.removal_at is not None
-               and now is not None and now >= p.removal_at)
+    withheld = (offered_only and now is not None
+                and not removal_offer(p.removal_at, now, opted_in=pending_root).files)
     rels = conn.execute(
         sa.select(releases.c.id, releases.c.version, releases.c.created_at, releases.c.requires_python,
                   releases.c.metadata, releases.c.reopened_until, releases.c.quarantined_at, releases.c.deleted_at)
         .where(releases.c.project_id == p.id)
     ).all()
     if offered_only:
-        rels = ([] if p.status == "quarantined" or removed
+        rels = ([] if p.status == "quarantined" or withheld
                 else [r for r in rels if r.quarantined_at is None and r.deleted_at is None])
     by_id = {r.id: r.version for r in rels}
     query = sa.select(files).where(files.c.project_id == p.id)
@@ -123,8 +143,10 @@ def load_project(conn: Connection, normalized_name: str, *, offered_only: bool =
 
 def find_file(conn: Connection, filename: str, *, now: datetime | None = None,
               pending_root: bool = False) -> tuple[FileView, str, datetime | None] | None:
-    """A file that is offered (not deleted, quarantined or, outside the opt-in root, removed),
-    with its project's name and the instant its project's removal takes effect, if any."""
+    """A file that is offered (not deleted, nor quarantined with its release or project), with
+    its project's name and the instant its project's removal takes effect, if one is announced.
+    With ``now``, None too when that removal withholds it at that instant from the default root
+    (or, with ``pending_root``, from the opt-in one): domain/removal.py decides."""
     row = conn.execute(
         sa.select(files, releases.c.version, projects.c.normalized_name, projects.c.removal_at)
         .join(releases, releases.c.id == files.c.release_id)
@@ -134,7 +156,7 @@ def find_file(conn: Connection, filename: str, *, now: datetime | None = None,
     ).first()
     if row is None:
         return None
-    if not pending_root and row.removal_at is not None and now is not None and now >= row.removal_at:
+    if now is not None and not removal_offer(row.removal_at, now, opted_in=pending_root).files:
         return None
     view = FileView(row.filename, row.version, row.packagetype, row.python_version, row.sha256, row.blake2_256,
                     row.md5, row.size, row.upload_time, row.requires_python, row.metadata_sha256,
@@ -144,24 +166,25 @@ def find_file(conn: Connection, filename: str, *, now: datetime | None = None,
 
 def changed_projects_since(conn: Connection, serial: int) -> tuple[int, set[str]]:
     """The newest serial and the projects changed after ``serial``."""
+    newest, names = projects_changed_since(conn, serial)
+    return newest, set(names)
+
+
+def projects_changed_since(conn: Connection, serial: int) -> tuple[int, list[str]]:
+    """The newest serial and the projects changed after ``serial``, the most recently changed
+    first (after 0: every project, which is the order the page cache warms up in)."""
     newest = global_serial(conn)
     if newest <= serial:
-        return int(newest), set()
+        return int(newest), []
     names = conn.execute(
         sa.select(projects.c.normalized_name).where(projects.c.last_serial > serial)
+        .order_by(projects.c.last_serial.desc())
     ).scalars().all()
-    return int(newest), set(names)
+    return int(newest), list(names)
 
 
 def global_serial(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.serial), 0))).scalar_one())
-
-
-def projects_by_recent_change(conn: Connection) -> list[str]:
-    """Normalized names, the most recently changed first."""
-    return list(conn.execute(
-        sa.select(projects.c.normalized_name).order_by(projects.c.last_serial.desc())
-    ).scalars().all())
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,3 +212,12 @@ def list_events(conn: Connection, *, project: str | None = None, actions: frozen
         query = query.where(events.c.action.in_(sorted(actions)))
     return [EventView(r.serial, r.created_at, r.actor, r.action, r.project, r.subject, r.payload)
             for r in conn.execute(query).all()]
+
+
+def log_indexes(conn: Connection, project: str) -> dict[int, int]:
+    """The log leaf of each of a project's events, by the event's serial (its history page
+    links each event to its leaf)."""
+    rows = conn.execute(sa.select(log_entries.c.serial, log_entries.c.idx)
+                        .join(events, events.c.serial == log_entries.c.serial)
+                        .where(events.c.project == project)).tuples().all()
+    return {int(serial): int(idx) for serial, idx in rows}

@@ -31,7 +31,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from moorage.config import BlobSettings
-from moorage.store.blobs import BlobInfo, BlobMissing, FileBlobStore, StagedBlob
+from moorage.store.blobs import BlobInfo, BlobMissing, FileBlobStore, RemoteBytes, StagedBlob
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -145,6 +145,17 @@ class S3BlobStore:
                     yield BlobInfo(parts[2], int(obj.get("Size", 0)), modified.timestamp() if modified else 0.0)
         except (ClientError, BotoCoreError) as exc:
             raise BlobStoreUnavailable(f"LIST {self.prefix}", exc) from exc
+
+    def locate(self, sha256: str) -> RemoteBytes:
+        """The object, for a download: its size asked with HEAD, its bytes (or a range) with
+        GET, and with ``[blobs] downloads = "redirect"`` a presigned GET URL valid for
+        ``presign_seconds`` that a GET is redirected to."""
+        def presigned(content_type: str, content_disposition: str | None) -> str:
+            return self.presigned_url(sha256, seconds=self.settings.presign_seconds, content_type=content_type,
+                                      content_disposition=content_disposition)
+
+        return RemoteBytes(size=lambda: self.size(sha256), read=lambda byte_range: self.open(sha256, byte_range),
+                           url=presigned if self.settings.downloads == "redirect" else None)
 
     def presigned_url(self, sha256: str, *, seconds: int, content_type: str,
                       content_disposition: str | None = None) -> str:

@@ -22,6 +22,7 @@ from moorage.log.keys import load_or_create
 from moorage.services.context import Context, open_context
 from moorage.services.downloads import DownloadCounter
 from moorage.services.log import LogService
+from moorage.sources import LocalSource, PendingSource
 from moorage.web import failures, reason
 from moorage.web import manage as manage_api
 from moorage.web.events import EventsAPI
@@ -47,12 +48,14 @@ class MoorageApp:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         settings = ctx.settings
-        self.cache = PageCache(ctx.db, settings.cache_check_interval, max_bytes=settings.page_cache_size,
+        # Where pages and files come from (sources/): the index's own projects, and the opt-in
+        # root of pending removals around them (everything the default root offers, plus the
+        # files of projects whose announced removal has taken effect).
+        local = LocalSource(ctx.db, ctx.blobs)
+        self.cache = PageCache(local, settings.cache_check_interval, max_bytes=settings.page_cache_size,
                                wall=ctx.clock.now)
-        # The opt-in root of pending removals: everything the default root offers, plus the
-        # files of projects whose announced removal has taken effect.
-        self.pending_cache = PageCache(ctx.db, settings.cache_check_interval, max_bytes=settings.page_cache_size // 4,
-                                       wall=ctx.clock.now, pending_root=True)
+        self.pending_cache = PageCache(PendingSource(local), settings.cache_check_interval,
+                                       max_bytes=settings.page_cache_size // 4, wall=ctx.clock.now)
         ctx.hooks.append(self.cache.invalidate)
         ctx.hooks.append(self.pending_cache.invalidate)
         self.simple = SimpleAPI(self.cache)
@@ -60,16 +63,16 @@ class MoorageApp:
         # Downloads are counted in memory and written in batches by a task of the lifespan.
         self.downloads = DownloadCounter(ctx)
         files = FileViews(ctx, self.cache, downloads=self.downloads)
-        pending_files = FileViews(ctx, self.pending_cache, pending_root=True, downloads=self.downloads)
+        pending_files = FileViews(ctx, self.pending_cache, downloads=self.downloads)
         home = Home(ctx)
-        jsonapi = JSONAPI(ctx)
+        jsonapi = JSONAPI(ctx, local)
         upload = LegacyUpload(ctx)
         events = EventsAPI(ctx)
         manage = ManagementAPI(ctx)
         self.log = LogService(ctx, load_or_create(ctx.settings.log_key_file, ctx.settings.log_origin))
         log = LogViews(self.log)
         auth = WebAuth(ctx)
-        public = PublicPages(ctx, auth, self.log)
+        public = PublicPages(ctx, auth, self.log, local)
         account = AccountPages(ctx, auth)
         manage_pages = ManagePages(ctx, auth)
         admin = AdminPages(ctx, auth)

@@ -1,11 +1,13 @@
-"""File downloads at immutable URLs: /files/<sha256>/<filename> and its .metadata."""
+"""File downloads at immutable URLs: /files/<sha256>/<filename> and its .metadata.
+
+The file is found through the root's source (sources/base.py) and its bytes read from where
+the source locates them: a file on this host's disk (sent with sendfile, ranges and all), or
+bytes elsewhere, streamed or redirected to (web/s3files.py)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
-from typing import TYPE_CHECKING
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -18,15 +20,12 @@ from moorage.domain.downloads import counts_as_download
 from moorage.services import fsck
 from moorage.services.context import Context
 from moorage.services.downloads import DownloadCounter
-from moorage.store.blobs import BlobMissing
-from moorage.store.queries import FileView, find_file
+from moorage.sources import BlobMissing, FileView, FoundFile, LocalBytes
 from moorage.web.metrics import MISSING_BLOBS
 from moorage.web.ranges import FileDownload, etag_matches, not_modified
 from moorage.web.responses import Refusal, not_found
+from moorage.web.s3files import remote_download
 from moorage.web.simple import PageCache
-
-if TYPE_CHECKING:
-    from moorage.web.s3files import S3Downloads
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 log = logging.getLogger(__name__)
@@ -77,46 +76,42 @@ class CountedResponse(Response):
 
 
 class FileViews:
-    """Downloads for one index root: the default one, or the opt-in root of pending removals."""
+    """Downloads for one index root (the default one, or the opt-in root of pending removals):
+    files are found through the source of the root's page cache."""
 
-    def __init__(self, ctx: Context, cache: PageCache, *, pending_root: bool = False,
-                 downloads: DownloadCounter | None = None) -> None:
+    def __init__(self, ctx: Context, cache: PageCache, *, downloads: DownloadCounter | None = None) -> None:
         self.ctx = ctx
         self.cache = cache
-        self.pending_root = pending_root
+        self.source = cache.source
         # Bytes never change under a filename, so a hit is remembered; but a quarantine or a
         # deletion can withdraw a file, so a project's entries are dropped whenever the project
-        # changes, and an entry lasts only until its project's announced removal takes effect.
+        # changes, and an entry lasts only until the instant the source said its answer holds.
         # The entry keeps the file's project too: counting a download needs it, and a hit
         # must not cost a query.
-        self._known: dict[str, tuple[FileView, str, datetime | None]] = {}
+        self._known: dict[str, FoundFile] = {}
         self._by_project: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         cache.listeners.append(self.forget_projects)
-        self.remote = _remote_downloads(ctx)  # None: the file store, answered below as it always was
         # None with `[downloads] count = false`: responses are not even wrapped.
         self.downloads = downloads if downloads is not None and downloads.enabled else None
 
-    def _lookup(self, filename: str) -> tuple[FileView, str] | None:
-        """The offered file of this name and its project's normalized name."""
+    def _lookup(self, filename: str) -> FoundFile | None:
+        """The offered file of this name, with its project's normalized name."""
         self.cache.sync()
         now = self.ctx.clock.now()
         hit = self._known.get(filename)
-        if hit is not None and (hit[2] is None or now < hit[2]):
-            return hit[0], hit[1]
-        with self.ctx.db.read() as conn:
-            found = find_file(conn, filename, now=now, pending_root=self.pending_root)
+        if hit is not None and (hit.until is None or now < hit.until):
+            return hit
+        found = self.source.file(filename, now)
         if found is None:
             return None
-        view, project, removal_at = found
-        valid_until = removal_at if (removal_at is not None and not self.pending_root and now < removal_at) else None
         with self._lock:
             if len(self._known) > 100_000:
                 self._known.clear()
                 self._by_project.clear()
-            self._known[filename] = (view, project, valid_until)
-            self._by_project.setdefault(project, set()).add(filename)
-        return view, project
+            self._known[filename] = found
+            self._by_project.setdefault(found.project, set()).add(filename)
+        return found
 
     def forget_projects(self, projects: set[str]) -> None:
         with self._lock:
@@ -151,53 +146,37 @@ class FileViews:
         if found is None and filename.endswith(".metadata"):
             want_metadata = True
             found = await to_thread.run_sync(self._lookup, filename[: -len(".metadata")])
-        if found is None or found[0].sha256 != sha256:
+        if found is None or found.file.sha256 != sha256:
             return not_found(f"no file {filename!r} on this index")
-        view, project = found
+        view = found.file
         if want_metadata and view.metadata_sha256 is None:
             return not_found(f"{view.filename} has no separately served metadata (PEP 658)")
         etag = f'"{view.metadata_sha256 if want_metadata else view.sha256}"'
         if etag_matches(request.headers.get("if-none-match"), etag):
             return not_modified(etag, IMMUTABLE)  # the client has these bytes; not a download
-        if want_metadata:
-            if self.remote is not None:
-                try:
-                    return await self.remote.respond(request, view, want_metadata=True)
-                except BlobMissing:
-                    return await self._missing(request, view, want_metadata=True)
+        data = self.source.locate(found, metadata=want_metadata)
+        response: Response
+        if not isinstance(data, LocalBytes):
+            try:
+                response = await remote_download(request, view, data, want_metadata=want_metadata)
+            except BlobMissing:
+                return await self._missing(request, view, want_metadata=want_metadata)
+        elif want_metadata:
             return FileDownload(
-                self.ctx.blobs.path(view.metadata_sha256),
+                data.path,
                 media_type="text/plain; charset=utf-8",
-                headers={"etag": f'"{view.metadata_sha256}"', "cache-control": IMMUTABLE},
+                headers={"etag": etag, "cache-control": IMMUTABLE},
                 on_missing=lambda: self._missing(request, view, want_metadata=True),
             )
-        response: Response
-        if self.remote is not None:
-            try:
-                response = await self.remote.respond(request, view, want_metadata=False)
-            except BlobMissing:
-                return await self._missing(request, view, want_metadata=False)
         else:
             response = FileDownload(
-                self.ctx.blobs.path(view.sha256),
+                data.path,
                 media_type="application/octet-stream",
-                headers={"etag": f'"{view.sha256}"', "cache-control": IMMUTABLE},
+                headers={"etag": etag, "cache-control": IMMUTABLE},
                 content_disposition_type="attachment",
                 filename=view.filename,
                 on_missing=lambda: self._missing(request, view, want_metadata=False),
             )
-        if self.downloads is None or request.method != "GET":  # a HEAD is not a download
+        if want_metadata or self.downloads is None or request.method != "GET":  # a HEAD is not a download
             return response
-        return CountedResponse(response, self.downloads, project, request)
-
-
-def _remote_downloads(ctx: Context) -> S3Downloads | None:
-    """The S3 store's downloads (streamed or redirected), or None for the file store."""
-    if ctx.settings.blobs.store != "s3":
-        return None
-    from moorage.store.s3blobs import S3BlobStore
-    from moorage.web.s3files import S3Downloads
-
-    assert isinstance(ctx.blobs, S3BlobStore)
-    return S3Downloads(ctx.blobs, redirect=ctx.settings.blobs.downloads == "redirect",
-                       presign_seconds=ctx.settings.blobs.presign_seconds)
+        return CountedResponse(response, self.downloads, found.project, request)

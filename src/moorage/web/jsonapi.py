@@ -1,4 +1,5 @@
-"""PyPI-style JSON API: /pypi/<project>/json and /pypi/<project>/<version>/json."""
+"""PyPI-style JSON API: /pypi/<project>/json and /pypi/<project>/<version>/json, read from the
+index's source (sources/base.py) as the simple pages are, with this index's download counts."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from moorage.domain.clock import isoformat_z
 from moorage.domain.lifecycle import LifecyclePolicy, check_upload_window, release_facts, upload_window_closes
 from moorage.domain.names import is_valid_name, normalize
 from moorage.services.context import Context
+from moorage.sources import FileView, ProjectView, ReleaseView, Source
 from moorage.store.downloads import ProjectDownloads, project_downloads
-from moorage.store.queries import FileView, ProjectView, ReleaseView, load_project
 from moorage.web.responses import not_found
 from moorage.web.simple import file_url
 
@@ -135,16 +136,17 @@ def _info(view: ProjectView, release: ReleaseView, base: str, window: dict[str, 
 
 
 class JSONAPI:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, source: Source) -> None:
         self.ctx = ctx
+        self.source = source
 
     def _load(self, name: str) -> tuple[ProjectView, ProjectDownloads] | None:
         now = self.ctx.clock.now()
+        offered = self.source.project(name, now)
+        if offered is None:
+            return None
         with self.ctx.db.read() as conn:
-            view = load_project(conn, name, now=now)
-            if view is None:
-                return None
-            return view, project_downloads(conn, name, now.date())
+            return offered.view, project_downloads(conn, name, now.date())
 
     async def project(self, request: Request) -> Response:
         return await self._answer(request, request.path_params["name"], None)

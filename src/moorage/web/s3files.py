@@ -1,11 +1,14 @@
-"""Downloads from an S3 blob store: streamed through the server, or redirected to a presigned URL.
+"""Downloads of bytes that are not on this host's disk (an S3 blob store's objects): streamed
+through the server, or redirected to a URL that serves them.
 
-``[blobs] downloads = "stream"`` answers like the file store does (ETag, immutable
-Cache-Control, Content-Length, Content-Disposition, one byte range as 206); the bytes come
-from the bucket's GET as they arrive. ``downloads = "redirect"`` answers a GET with 302 to
-a presigned GET URL valid for ``presign_seconds``; the client fetches the bytes from the
-bucket's endpoint itself, which must be reachable from it. A HEAD is answered here in both
-modes (a URL presigned for GET does not accept HEAD).
+What the bytes are and where they are comes from the source (``RemoteBytes``: a size, a read,
+and maybe a URL); nothing here knows which store or source it is. Streamed (the S3 store with
+``[blobs] downloads = "stream"``), the answer is like the file store's (ETag, immutable
+Cache-Control, Content-Length, Content-Disposition, one byte range as 206), the bytes sent as
+they arrive. With a URL (``downloads = "redirect"``: presigned, valid for
+``presign_seconds``), a GET is answered with 302 to it and the client fetches the bytes from
+there itself, which must be reachable from it. A HEAD is answered here either way (a URL
+presigned for GET does not accept HEAD).
 """
 
 from __future__ import annotations
@@ -18,9 +21,7 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 
-from moorage.store.blobs import BlobMissing
-from moorage.store.queries import FileView
-from moorage.store.s3blobs import S3BlobStore
+from moorage.sources import BlobMissing, FileView, RemoteBytes
 from moorage.web.ranges import byte_ranges
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -55,52 +56,48 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, min(last if last is not None else size - 1, size - 1)
 
 
-class S3Downloads:
-    def __init__(self, store: S3BlobStore, *, redirect: bool, presign_seconds: int) -> None:
-        self.store = store
-        self.redirect = redirect
-        self.presign_seconds = presign_seconds
+async def remote_download(request: Request, view: FileView, data: RemoteBytes, *, want_metadata: bool) -> Response:
+    """The answer to a GET or HEAD of the file (or its metadata) whose bytes are ``data``;
+    BlobMissing when they are not there (answered as 503 naming the file, web/files.py)."""
+    if want_metadata:
+        assert view.metadata_sha256 is not None
+        sha, size, media_type, disposition = view.metadata_sha256, None, "text/plain; charset=utf-8", None
+    else:
+        sha, size, media_type = view.sha256, view.size, "application/octet-stream"
+        disposition = content_disposition(view.filename)
+    headers = {"etag": f'"{sha}"', "cache-control": IMMUTABLE, "accept-ranges": "bytes"}
+    if disposition:
+        headers["content-disposition"] = disposition
+    if data.url is not None and request.method == "GET":
+        url_for = data.url
+        url = await to_thread.run_sync(lambda: url_for(media_type, disposition))
+        # The URL expires: the redirect itself is not to be cached.
+        return RedirectResponse(url, status_code=302, headers={"cache-control": "no-store"})
 
-    async def respond(self, request: Request, view: FileView, want_metadata: bool) -> Response:
-        if want_metadata:
-            assert view.metadata_sha256 is not None
-            sha, size, media_type, disposition = view.metadata_sha256, None, "text/plain; charset=utf-8", None
-        else:
-            sha, size, media_type = view.sha256, view.size, "application/octet-stream"
-            disposition = content_disposition(view.filename)
-        headers = {"etag": f'"{sha}"', "cache-control": IMMUTABLE, "accept-ranges": "bytes"}
-        if disposition:
-            headers["content-disposition"] = disposition
-        if self.redirect and request.method == "GET":
-            url = await to_thread.run_sync(lambda: self.store.presigned_url(
-                sha, seconds=self.presign_seconds, content_type=media_type, content_disposition=disposition))
-            # The URL expires: the redirect itself is not to be cached.
-            return RedirectResponse(url, status_code=302, headers={"cache-control": "no-store"})
-
-        wanted = request.headers.get("range")
-        if_range = request.headers.get("if-range")
-        if wanted and if_range is not None and if_range != headers["etag"]:
-            wanted = None  # the client's copy is of other bytes: send them all
-        if request.method == "HEAD" or (size is None and wanted):
-            # A HEAD asks the bucket too: it must not promise bytes the bucket does not have.
-            found = await to_thread.run_sync(self.store.size, sha)
-            if found is None:
-                raise BlobMissing(sha)  # answered as 503 naming the file (web/files.py)
-            size = size if size is not None else found
-        try:
-            byte_range = parse_range(wanted, size) if wanted and size is not None else None
-        except Unsatisfiable:
-            return PlainTextResponse("", status_code=416, headers={"content-range": f"bytes */{size}"})
-        status = 200
-        if byte_range is not None:
-            headers["content-range"] = f"bytes {byte_range[0]}-{byte_range[1]}/{size}"
-            status = 206
-        if request.method == "HEAD":
-            start, end = byte_range if byte_range is not None else (0, (size or 0) - 1)
-            headers["content-length"] = str(end - start + 1)
-            return Response(b"", status_code=status, headers=headers, media_type=media_type)
-        stream = await to_thread.run_sync(lambda: self.store.open(sha, byte_range))
-        headers["content-length"] = str(stream.length)
-        if stream.last_modified is not None:
-            headers["last-modified"] = format_datetime(stream.last_modified.astimezone(UTC), usegmt=True)
-        return StreamingResponse(stream.chunks(), status_code=status, headers=headers, media_type=media_type)
+    wanted = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if wanted and if_range is not None and if_range != headers["etag"]:
+        wanted = None  # the client's copy is of other bytes: send them all
+    if request.method == "HEAD" or (size is None and wanted):
+        # A HEAD asks the store too: it must not promise bytes the store does not have.
+        found = await to_thread.run_sync(data.size)
+        if found is None:
+            raise BlobMissing(sha)  # answered as 503 naming the file (web/files.py)
+        size = size if size is not None else found
+    try:
+        byte_range = parse_range(wanted, size) if wanted and size is not None else None
+    except Unsatisfiable:
+        return PlainTextResponse("", status_code=416, headers={"content-range": f"bytes */{size}"})
+    status = 200
+    if byte_range is not None:
+        headers["content-range"] = f"bytes {byte_range[0]}-{byte_range[1]}/{size}"
+        status = 206
+    if request.method == "HEAD":
+        start, end = byte_range if byte_range is not None else (0, (size or 0) - 1)
+        headers["content-length"] = str(end - start + 1)
+        return Response(b"", status_code=status, headers=headers, media_type=media_type)
+    stream = await to_thread.run_sync(data.read, byte_range)
+    headers["content-length"] = str(stream.length)
+    if stream.last_modified is not None:
+        headers["last-modified"] = format_datetime(stream.last_modified.astimezone(UTC), usegmt=True)
+    return StreamingResponse(stream.chunks(), status_code=status, headers=headers, media_type=media_type)

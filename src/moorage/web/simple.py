@@ -1,8 +1,11 @@
 """The simple repository API: PEP 503 HTML and PEP 691 JSON (api-version 1.4), cached.
 
-Rendered pages (bytes and ETag per representation) are kept per project and dropped when
-a commit changes the project: at once in this process (an after-commit hook), and within
-``cache_check_interval`` in other processes, which compare the newest event serial.
+Pages are rendered from a source (sources/base.py: the index's own projects, or the opt-in
+root of pending removals around them) and never from the database directly. Rendered pages
+(bytes and ETag per representation) are kept per project and dropped when a commit changes
+the project: at once in this process (an after-commit hook), and within
+``cache_check_interval`` in other processes, which ask the source what changed since the
+serial they saw. A page the source says holds only until an instant is dropped then.
 """
 
 from __future__ import annotations
@@ -16,18 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
+from typing import TYPE_CHECKING
 
 from moorage.domain.clock import SystemClock, isoformat_z
-from moorage.store.database import Database
-from moorage.store.queries import (
-    ProjectView,
-    changed_projects_since,
-    global_serial,
-    load_project,
-    project_names,
-    projects_by_recent_change,
-)
+from moorage.sources import ProjectView, Source, as_source
 from moorage.web.negotiation import HTML_V1, JSON_V1, TEXT_HTML
+
+if TYPE_CHECKING:
+    from moorage.store.database import Database
 
 API_VERSION = "1.4"
 INDEX = ""  # cache key of /simple/
@@ -68,7 +67,7 @@ class Page:
     serial: int
     html: Rendered
     json: Rendered
-    valid_until: datetime | None = None  # an announced removal changes the page then
+    valid_until: datetime | None = None  # the source's answer changes then (an announced removal)
 
     @property
     def size(self) -> int:
@@ -157,20 +156,21 @@ def render_index_json(names: list[tuple[str, str]], serial: int) -> bytes:
 
 
 class PageCache:
-    def __init__(self, db: Database, check_interval: float, clock: Callable[[], float] = time.monotonic,
-                 max_bytes: int = 128 * 1024 * 1024, wall: Callable[[], datetime] | None = None,
-                 pending_root: bool = False) -> None:
-        self._db = db
-        # The wall clock decides when an announced removal takes effect; pages last until then.
+    """The rendered pages of one index root, read from its source. ``source`` may be a
+    Database: its own projects are read from it then."""
+
+    def __init__(self, source: Source | Database, check_interval: float, clock: Callable[[], float] = time.monotonic,
+                 max_bytes: int = 128 * 1024 * 1024, wall: Callable[[], datetime] | None = None) -> None:
+        self.source = as_source(source)
+        # The instant the source is asked at; a page lasts until the instant its answer changes.
         self._wall = wall or SystemClock().now
-        self.pending_root = pending_root
         self._pages: dict[str, Page] = {}
         self._bytes = 0
         self._max_bytes = max_bytes
         self._lock = threading.Lock()  # renders store from worker threads
         # Told the names of changed projects, here or in another process (e.g. file lookups).
         self.listeners: list[Callable[[set[str]], None]] = []
-        # Names known not to exist, so scanners and typos do not reach the database each time.
+        # Names known not to exist, so scanners and typos do not reach the source each time.
         self._missing: set[str] = set()
         self._interval = check_interval
         self._clock = clock
@@ -196,8 +196,8 @@ class PageCache:
         if now - self._checked_at < self._interval:
             return
         self._checked_at = now
-        with self._db.read() as conn:
-            newest, changed = changed_projects_since(conn, self._seen_serial)
+        changes = self.source.changes_since(self._seen_serial)
+        newest, changed = changes.serial, set(changes.projects)
         if newest != self._seen_serial:
             self._generation += 1
             self._drop(INDEX)
@@ -244,21 +244,18 @@ class PageCache:
         return key in self._missing
 
     def build_project(self, name: str) -> Page | None:
-        """Render a project's page from the database (call off the event loop)."""
+        """Render a project's page from the source (call off the event loop)."""
         generation = self._generation
-        now = self._wall()
-        with self._db.read() as conn:
-            view = load_project(conn, name, now=now, pending_root=self.pending_root)
-        if view is None:
+        offered = self.source.project(name, self._wall())
+        if offered is None:
             if generation == self._generation:
                 if len(self._missing) >= 10_000:
                     self._missing.clear()
                 self._missing.add(name)
             return None
+        view = offered.view
         html, body = render_project_html(view), render_project_json(view)
-        page = Page(view.last_serial, Rendered(html, _etag(html)), Rendered(body, _etag(body)))
-        if view.removal_at is not None and now < view.removal_at and not self.pending_root:
-            page.valid_until = view.removal_at
+        page = Page(view.last_serial, Rendered(html, _etag(html)), Rendered(body, _etag(body)), offered.until)
         if generation == self._generation:
             self._store(name, page)
         return page
@@ -270,10 +267,8 @@ class PageCache:
         self.sync()
         if self.get(INDEX) is None:
             self.build_index()
-        with self._db.read() as conn:
-            names = projects_by_recent_change(conn)
         rendered = 0
-        for name in names:
+        for name in self.source.changes_since(0).projects:
             if name in self._pages:
                 continue
             page = self.build_project(name)
@@ -286,11 +281,10 @@ class PageCache:
 
     def build_index(self) -> Page:
         generation = self._generation
-        with self._db.read() as conn:
-            serial = global_serial(conn)
-            names = project_names(conn)
-        html, body = render_index_html(names), render_index_json(names, serial)
-        page = Page(serial, Rendered(html, _etag(html)), Rendered(body, _etag(body)))
+        offered = self.source.project_list()
+        names = offered.projects
+        html, body = render_index_html(names), render_index_json(names, offered.serial)
+        page = Page(offered.serial, Rendered(html, _etag(html)), Rendered(body, _etag(body)))
         if generation == self._generation:
             self._store(INDEX, page)
         return page

@@ -1,4 +1,7 @@
-"""Pages anyone may read: home, search, project, release, history, the log."""
+"""Pages anyone may read: home, search, project, release, history, the log.
+
+A project's pages show its record as the index's source has it (sources/base.py): what is
+offered, and what is withheld, marked."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import sqlalchemy as sa
 from anyio import to_thread
 from packaging.utils import canonicalize_version
 from packaging.version import InvalidVersion, Version
@@ -19,9 +21,9 @@ from moorage.domain.lifecycle import check_upload_window, release_facts, upload_
 from moorage.domain.names import is_valid_name, normalize
 from moorage.services.context import Context
 from moorage.services.log import LogService
+from moorage.sources import FileView, ProjectView, ReleaseView, Source
 from moorage.store.downloads import ProjectDownloads, project_downloads
-from moorage.store.queries import EventView, FileView, ProjectView, ReleaseView, list_events, load_project
-from moorage.store.tables import events, log_entries
+from moorage.store.queries import EventView, list_events, log_indexes
 from moorage.web.pages.catalog_cache import CatalogCache
 from moorage.web.pages.description import render_description
 from moorage.web.pages.render import page, when
@@ -75,10 +77,11 @@ class ReleaseRow:
 
 
 class PublicPages:
-    def __init__(self, ctx: Context, auth: WebAuth, log: LogService) -> None:
+    def __init__(self, ctx: Context, auth: WebAuth, log: LogService, source: Source) -> None:
         self.ctx = ctx
         self.auth = auth
         self.log = log
+        self.source = source
         self.catalog = CatalogCache(ctx)
 
     def not_found(self, visitor: Visitor, message: str) -> Response:
@@ -102,8 +105,7 @@ class PublicPages:
     async def _project(self, request: Request, suffix: str = "", *, downloads: bool = False
                        ) -> tuple[Visitor, ProjectView | Response, ProjectDownloads | None]:
         """The project of the URL (or the response instead: not found, deleted, a redirect to
-        the normalized name); with ``downloads``, its counts and critical designation, read in
-        the same connection."""
+        the normalized name); with ``downloads``, its counts and critical designation."""
         visitor = await self.auth.visitor(request)
         name = request.path_params["name"]
         if not is_valid_name(name):
@@ -114,10 +116,11 @@ class PublicPages:
         now = self.ctx.clock.now()
 
         def load() -> tuple[ProjectView | None, ProjectDownloads | None]:
+            found = self.source.record(normalized, now)
+            if found is None or not downloads:
+                return found, None
             with self.ctx.db.read() as conn:
-                found = load_project(conn, normalized, offered_only=False, now=now)
-                counts = project_downloads(conn, normalized, now.date()) if found is not None and downloads else None
-                return found, counts
+                return found, project_downloads(conn, normalized, now.date())
 
         view, counts = await to_thread.run_sync(load)
         if view is None:
@@ -153,9 +156,8 @@ class PublicPages:
 
     def _status(self, view: ProjectView) -> dict[str, Any]:
         now = self.ctx.clock.now()
-        removal = view.removal_at
         return {"status": view.status, "reason": view.status_reason, "successor": view.successor,
-                "removal_at": removal, "removed": removal is not None and now >= removal}
+                "removal_at": view.removal_at, "removed": view.removal_in_effect(now)}
 
     def _critical(self, counts: ProjectDownloads | None) -> dict[str, Any] | None:
         if counts is None or counts.critical is None:
@@ -219,12 +221,8 @@ class PublicPages:
             with self.ctx.db.read() as conn:
                 found = list_events(conn, project=view.normalized_name, limit=100_000,
                                     actions=None if is_admin else PUBLIC_ACTIONS)
-                serials = [e.serial for e in found]
-                index = dict(conn.execute(
-                    sa.select(log_entries.c.serial, log_entries.c.idx)
-                    .join(events, events.c.serial == log_entries.c.serial)
-                    .where(events.c.project == view.normalized_name)).tuples().all()) if serials else {}
-            return list(reversed(found)), {int(k): int(v) for k, v in index.items()}
+                index = log_indexes(conn, view.normalized_name) if found else {}
+            return list(reversed(found)), index
 
         found, index = await to_thread.run_sync(load)
         tree_size = await to_thread.run_sync(self.log.size)
