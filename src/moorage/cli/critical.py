@@ -10,14 +10,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from moorage.cli.common import OPERATOR, common, context, err
 from moorage.services import critical
-from moorage.services.lifecycle import OPERATOR
-
-err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+from moorage.services.context import Context
 
 
-def register(admin: Any, common: Any, context: Any) -> None:
-    """Add the commands to `moorage admin`; `common` adds --config/--data-dir, `context` opens one."""
+def register(admin: Any) -> None:
+    """Add the commands to `moorage admin`."""
     daily = admin.add_parser("daily", help="recompute the critical projects (the server runs this once a day)")
     common(daily)
     daily.add_argument("--force", action="store_true", help="run even if it ran less than a day ago")
@@ -36,7 +35,7 @@ def register(admin: Any, common: Any, context: Any) -> None:
     review.set_defaults(func=lambda args: cmd_review(args, context(args)))
 
 
-def cmd_daily(args: argparse.Namespace, ctx: Any) -> int:
+def cmd_daily(args: argparse.Namespace, ctx: Context) -> int:
     report = critical.run_daily(ctx, force=args.force)
     if args.json:
         print(json.dumps({"ran": report.ran, "at": report.at.isoformat(), "designated": report.designated,
@@ -55,7 +54,7 @@ def cmd_daily(args: argparse.Namespace, ctx: Any) -> int:
     return 0
 
 
-def cmd_flags(args: argparse.Namespace, ctx: Any) -> int:
+def cmd_flags(args: argparse.Namespace, ctx: Context) -> int:
     flags = critical.list_flags(ctx, open_only=not args.all)
     if args.json:
         print(json.dumps([{"project": f.project, "flagged_at": f.flagged_at.isoformat(), "week": f.week,
@@ -70,7 +69,7 @@ def cmd_flags(args: argparse.Namespace, ctx: Any) -> int:
     return 0
 
 
-def cmd_review(args: argparse.Namespace, ctx: Any) -> int:
-    critical.review_flag(ctx, args.project, args.decision, reason=args.reason, actor=OPERATOR.name)
+def cmd_review(args: argparse.Namespace, ctx: Context) -> int:
+    critical.review_flag(ctx, args.project, args.decision, reason=args.reason, actor=OPERATOR)
     err.print(f"{args.project}: {args.decision}ed")
     return 0

@@ -6,13 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich.console import Console
-
-from moorage.config import load_settings
-from moorage.services import bootstrap, factors
-from moorage.services.lifecycle import OPERATOR
-
-err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+from moorage.cli.common import OPERATOR, common, context, err
+from moorage.services import factors
 
 
 def register(user: Any) -> None:
@@ -23,17 +18,16 @@ def register(user: Any) -> None:
                     "USER, and end the sign-ins waiting for a factor. The user then signs in with the password "
                     "alone and should enrol a factor again. Check who is asking before you do this: it undoes "
                     "the protection the factors gave. The event records the reason.")
-    p.add_argument("--config", help="TOML configuration file (or MOORAGE_CONFIG)")
-    p.add_argument("--data-dir", help="data directory (or MOORAGE_DATA_DIR; default ./moorage-data)")
+    common(p)
     p.add_argument("name", metavar="USER")
     p.add_argument("--reason", required=True, help="why (recorded with the event)")
     p.set_defaults(func=cmd_reset_factors)
 
 
 def cmd_reset_factors(args: argparse.Namespace) -> int:
-    ctx = bootstrap.open_index(load_settings(args.config, data_dir=args.data_dir))
+    ctx = context(args)
     try:
-        removed = factors.reset_factors(ctx, args.name, reason=args.reason, actor=OPERATOR.name)
+        removed = factors.reset_factors(ctx, args.name, reason=args.reason, actor=OPERATOR)
     finally:
         ctx.close()
     if removed:

@@ -19,14 +19,12 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
+from moorage.cli.common import OPERATOR, BytesProgress, common, context, err
 from moorage.services import fsck
 
-err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
-
-def register(admin: Any, common: Any, context: Any, progress: Any) -> None:
-    """Add `fsck` to `moorage admin`; `common` adds --config/--data-dir, `context` opens one,
-    `progress` makes the bytes' progress bar (cli/main.py's, as backup uses)."""
+def register(admin: Any) -> None:
+    """Add `fsck` to `moorage admin`."""
     p = admin.add_parser("fsck", help="check the blob store against the database and the log against the events; "
                                       "--repair fixes what it can")
     common(p)
@@ -37,19 +35,19 @@ def register(admin: Any, common: Any, context: Any, progress: Any) -> None:
     p.add_argument("--from-backup", metavar="DIR", help="with --repair: a `moorage backup` (or a copy of the blobs)")
     p.add_argument("--from-index", metavar="URL", help="with --repair: another index that serves the same files")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=lambda args: cmd_fsck(args, context, progress))
+    p.set_defaults(func=cmd_fsck)
 
 
-def cmd_fsck(args: argparse.Namespace, context: Any, progress: Any) -> int:
+def cmd_fsck(args: argparse.Namespace) -> int:
     if (args.from_backup or args.from_index) and not args.repair:
         err.print("moorage: fsck: --from-backup and --from-index are sources for --repair; add --repair")
         return 2
     ctx = context(args)
     try:
-        with progress() as bar:
+        with BytesProgress() as bar:
             report = fsck.fsck(ctx, quick=args.quick, repair=args.repair,
                                from_backup=Path(args.from_backup) if args.from_backup else None,
-                               from_index=args.from_index, progress=bar, actor="operator")
+                               from_index=args.from_index, progress=bar, actor=OPERATOR)
     except fsck.FsckRefused as exc:
         err.print(f"moorage: fsck refused: {exc}")
         return 2

@@ -1,0 +1,146 @@
+"""A project's lifecycle: `moorage yank | unyank`, `reopen`, `archive | unarchive | deprecate |
+undeprecate`, `quarantine | unquarantine`, `announce-removal | cancel-removal`. Deletion and
+restore are in cli/deletion.py."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from moorage.cli.common import acting_as, common, context, err, print_decision
+from moorage.services import lifecycle, removal
+
+_STATUSES = (
+    ("archive", "archived", "archived", "archive a project: files stay, no new uploads"),
+    ("unarchive", "active", "is active again", "make an archived project active again"),
+    ("deprecate", "deprecated", "deprecated", "mark a project deprecated, optionally naming its successor"),
+    ("undeprecate", "active", "is active again", "take a deprecation back"),
+)
+
+
+def register(sub: Any) -> None:
+    """`moorage yank | unyank | reopen`, the project statuses and the quarantine."""
+    yank = sub.add_parser("yank", help="yank a release or one of its files (PEP 592)")
+    common(yank)
+    yank.add_argument("project")
+    yank.add_argument("version")
+    yank.add_argument("filename", nargs="?")
+    yank.add_argument("--reason")
+    acting_as(yank)
+    yank.set_defaults(func=cmd_yank)
+    unyank = sub.add_parser("unyank", help="take a yank back")
+    common(unyank)
+    unyank.add_argument("project")
+    unyank.add_argument("version")
+    unyank.add_argument("filename", nargs="?")
+    acting_as(unyank)
+    unyank.set_defaults(func=cmd_unyank)
+    reopen = sub.add_parser("reopen", help="let a closed release accept new files for a while")
+    common(reopen)
+    reopen.add_argument("project")
+    reopen.add_argument("version")
+    reopen.add_argument("--days", type=float, help="how long (default: the policy's reopen period)")
+    reopen.add_argument("--reason", required=True)
+    acting_as(reopen)
+    reopen.add_argument("--json", action="store_true")
+    reopen.set_defaults(func=cmd_reopen)
+    _register_statuses(sub)
+
+
+def _register_statuses(sub: Any) -> None:
+    for command, status, done, text in _STATUSES:
+        p = sub.add_parser(command, help=text)
+        common(p)
+        p.add_argument("project")
+        p.add_argument("--reason")
+        if command == "deprecate":
+            p.add_argument("--successor", metavar="NAME", help="the project that replaces this one")
+        acting_as(p)
+        p.set_defaults(func=_status_command(status, done))
+    for command, text in (("quarantine", "withhold a project or one release (admin)"),
+                          ("unquarantine", "lift a quarantine (admin)")):
+        p = sub.add_parser(command, help=text)
+        common(p)
+        p.add_argument("project")
+        p.add_argument("version", nargs="?")
+        p.add_argument("--reason", required=True)
+        p.set_defaults(func=cmd_quarantine)
+
+
+def register_removal(sub: Any) -> None:
+    """`moorage announce-removal | cancel-removal`."""
+    ann = sub.add_parser("announce-removal", help="withdraw a project after a grace period (opt-in root after it)")
+    common(ann)
+    ann.add_argument("project")
+    ann.add_argument("--days", type=float, help="grace period (default: the policy's, 30 days)")
+    ann.add_argument("--reason")
+    acting_as(ann)
+    ann.add_argument("--json", action="store_true")
+    ann.set_defaults(func=cmd_announce_removal)
+    can = sub.add_parser("cancel-removal", help="take an announced removal back")
+    common(can)
+    can.add_argument("project")
+    acting_as(can)
+    can.set_defaults(func=cmd_cancel_removal)
+
+
+def cmd_yank(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    done = lifecycle.yank(ctx, args.project, args.version, args.filename, reason=args.reason, as_user=args.as_user)
+    err.print(f"yanked {', '.join(done)}" if done else "nothing to yank: already yanked")
+    return 0
+
+
+def cmd_unyank(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    done = lifecycle.unyank(ctx, args.project, args.version, args.filename, as_user=args.as_user)
+    err.print(f"unyanked {', '.join(done)}" if done else "nothing to unyank: not yanked")
+    return 0
+
+
+def cmd_reopen(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    decision = lifecycle.reopen(ctx, args.project, args.version, reason=args.reason, days=args.days,
+                                as_user=args.as_user)
+    print_decision(decision, args.json)
+    return 0
+
+
+def _status_command(status: str, done: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        ctx = context(args)
+        lifecycle.set_status(ctx, args.project, status, reason=args.reason,
+                             successor=getattr(args, "successor", None), as_user=getattr(args, "as_user", None))
+        err.print(f"{args.project} {done}")
+        return 0
+    return run
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    """quarantine / unquarantine, of a project or of one release."""
+    ctx = context(args)
+    lift = args.command == "unquarantine"
+    if args.version:
+        changed = lifecycle.quarantine_release(ctx, args.project, args.version, reason=args.reason, lift=lift)
+        what = f"release {args.version} of {args.project}"
+    else:
+        lifecycle.set_status(ctx, args.project, "active" if lift else "quarantined", reason=args.reason)
+        changed, what = True, args.project
+    done = ("lifted the quarantine of " if lift else "quarantined ") + what
+    err.print(done if changed else f"nothing to do: {what} is {'not ' if lift else 'already '}quarantined")
+    return 0
+
+
+def cmd_announce_removal(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    decision = removal.announce_removal(ctx, args.project, days=args.days, reason=args.reason, as_user=args.as_user)
+    print_decision(decision, args.json)
+    return 0
+
+
+def cmd_cancel_removal(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    removal.cancel_removal(ctx, args.project, as_user=args.as_user)
+    err.print(f"the removal of {args.project} is cancelled")
+    return 0
