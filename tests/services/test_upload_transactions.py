@@ -3,20 +3,24 @@ arrive (between the two) is checked again in the write, against what is there th
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from moorage.domain.clock import ManualClock
 from moorage.domain.decisions import Denied
 from moorage.services import accounts, deletion, roles
 from moorage.services.context import Context
 from moorage.services.uploads import upload_file
 from moorage.store.blobs import StagedBlob
-from moorage.store.tables import files
+from moorage.store.tables import files, tokens
 from tests.services.helpers import all_events, blob_listing, form_for, rows, snapshot, tmp_listing, upload
 from tests.support.dists import make_sdist, make_wheel
 
@@ -134,3 +138,31 @@ def test_the_token_use_is_recorded_with_the_upload(ctx: Context, token: str, dis
     assert opened == ["read", "write"]
     [info] = accounts.list_tokens(ctx, "alice")
     assert (info.last_used_at, info.last_used_address) == (ctx.clock.now(), "192.0.2.9")
+
+
+def test_an_upload_never_waits_for_its_tokens_row(ctx: Context, clock: ManualClock, token: str, dists: Path,
+                                                  backend: str) -> None:
+    """A revocation takes the token's row first and the event log's lock after it; the upload
+    holds that lock when it records its use, so it must not wait for the row (PostgreSQL; on
+    SQLite the one writer at a time rules this out)."""
+    if backend != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    upload(ctx, token, make_wheel(dists, "demo", "1.0"))
+    [before] = accounts.list_tokens(ctx, "alice")
+    with ctx.db.write_engine.connect() as other:
+        other.execute(sa.select(tokens.c.id).where(tokens.c.id == before.id).with_for_update())  # held
+        clock.advance(timedelta(minutes=1))
+        wheel, done = make_wheel(dists, "demo", "1.1"), []
+        job = threading.Thread(target=lambda: done.append(upload(ctx, token, wheel).outcome), daemon=True)
+        job.start()
+        job.join(timeout=20)
+        waited = job.is_alive()
+        other.rollback()
+        job.join(timeout=20)
+    assert not waited and done == ["created"]
+    [after] = accounts.list_tokens(ctx, "alice")
+    assert after.last_used_at == before.last_used_at  # not recorded: someone held the row
+    clock.advance(timedelta(minutes=1))
+    upload(ctx, token, make_wheel(dists, "demo", "1.2"))
+    [again] = accounts.list_tokens(ctx, "alice")
+    assert again.last_used_at == clock.now()
