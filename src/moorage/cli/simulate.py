@@ -18,11 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
+from moorage.audit.histories import HistoryError, read_index, read_path
 from moorage.config import ConfigError, load_settings, parse_duration
 from moorage.domain.clock import SystemClock
 from moorage.domain.lifecycle import LifecyclePolicy
 from moorage.domain.simulation import ProjectHistory, Refusal, Simulation, SimulationResult, Unparsed
-from moorage.histories import HistoryError, read_index, read_path
 from moorage.store.admin import DatabaseUnreadable, local_upload_histories
 
 err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)

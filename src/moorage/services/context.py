@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from moorage.config import Settings
 from moorage.domain.clock import Clock, SystemClock
-from moorage.offset_clock import OffsetFileClock
+from moorage.services.offset_clock import OffsetFileClock
 from moorage.store.blobs import BlobStore, FileBlobStore
 from moorage.store.database import Database
 

@@ -32,7 +32,7 @@ from packaging.utils import canonicalize_version
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from moorage import archives
+from moorage.dists import archives
 from moorage.domain.accounts import check_token_use, check_upload_token
 from moorage.domain.clock import isoformat_z
 from moorage.domain.decisions import Denied, require

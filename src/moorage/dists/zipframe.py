@@ -84,10 +84,11 @@ def check_framing(archive: zipfile.ZipFile, fp: BinaryIO, file_size: int) -> Non
             "<xxHHxxxxxxxxLLHH", _read(fp, 26))
         name = _read(fp, name_length)
         size, compressed = _zip64_sizes(_read(fp, extra_length), size, compressed)
-        info = central.get(name)
-        if info is None:
+        member = central.get(name)
+        if member is None:
             raise FramingError(f"the local header of {name.decode('utf-8', 'replace')!r} is not in the central "
                                "directory")
+        info = member
         if name in local:
             raise FramingError(f"{info.filename!r} has two local headers")
         if flags & 0x08:

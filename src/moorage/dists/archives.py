@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from moorage import zipframe
+from moorage.dists import zipframe
 from moorage.domain.decisions import Decision, Denied
 from moorage.domain.filenames import DistFilename
 from moorage.domain.names import normalize

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from moorage import archives
+from moorage.dists import archives
+from moorage.dists.zipframe import FramingError, check_framing
 from moorage.domain.decisions import Denied
 from moorage.domain.filenames import parse_filename
 from moorage.domain.policy import UploadPolicy
-from moorage.zipframe import FramingError, check_framing
 from tests.support.dists import make_wheel
 
 

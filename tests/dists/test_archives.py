@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from moorage import archives
+from moorage.dists import archives
 from moorage.domain.decisions import Denied
 from moorage.domain.filenames import parse_filename
 from moorage.domain.metadata import check_license_files, parse_metadata
