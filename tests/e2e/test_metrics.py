@@ -29,7 +29,7 @@ from tests.support.server import Server, start_server
 from tests.support.upload import post_upload
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-STALE = f"serve-{metrics._host()}-999999999"
+STALE = f"serve-{metrics.host_name()}-999999999"
 ROUTES = {"simple", "pending-simple", "files", "pending-files", "legacy", "pypi-json", "api", "log", "pages",
           "static", "metrics", "healthz", "other"}
 
@@ -215,7 +215,7 @@ def test_two_workers_add_up_whatever_worker_answered(two_workers: Server) -> Non
 @pytest.mark.slow
 def test_each_server_start_has_a_fresh_metrics_directory(two_workers: Server) -> None:
     (current,) = (two_workers.data_dir / "metrics").iterdir()  # the stale one is gone
-    assert current.name == f"serve-{metrics._host()}-{two_workers.process.pid}"
+    assert current.name == f"serve-{metrics.host_name()}-{two_workers.process.pid}"
     assert len(list(current.glob("counter_*.db"))) == 2  # one per worker, from its start
 
 
@@ -270,14 +270,14 @@ def test_route_groups(path: str, route: str) -> None:
 
 
 def test_a_rule_header_that_is_not_a_rule_id_is_counted_as_other() -> None:
-    assert metrics._rule_of([(b"X-Moorage-Rule", b"not-found")]) == "not-found"
-    assert metrics._rule_of([(b"x-moorage-rule", b"Robert'); DROP TABLE")]) == "other"
-    assert metrics._rule_of([(b"content-type", b"text/plain")]) == ""
+    assert metrics.rule_of([(b"X-Moorage-Rule", b"not-found")]) == "not-found"
+    assert metrics.rule_of([(b"x-moorage-rule", b"Robert'); DROP TABLE")]) == "other"
+    assert metrics.rule_of([(b"content-type", b"text/plain")]) == ""
 
 
 def test_multiprocess_directory_is_fresh_and_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
-    host = metrics._host()
+    host = metrics.host_name()
     alive = tmp_path / "metrics" / f"serve-{host}-{os.getppid()}"  # a running server keeps its files
     dead = tmp_path / "metrics" / f"serve-{host}-999999999"  # a killed one does not
     elsewhere = tmp_path / "metrics" / "serve-otherhost-999999999"  # another host's pids mean nothing here

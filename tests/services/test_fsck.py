@@ -214,7 +214,7 @@ def test_repair_never_removes_a_blob_a_file_uses(ctx: Context, index: dict[str, 
     after fsck read them (here: a reading that missed one) keeps its bytes."""
     wheel = index["wheel"]
     _age(ctx, _store(ctx).path(wheel.sha256), timedelta(days=3))
-    real = fsck._references
+    real = fsck.read_references
 
     def stale_read(conn: sa.Connection) -> tuple[object, object]:
         refs, uses = real(conn)
@@ -222,7 +222,7 @@ def test_repair_never_removes_a_blob_a_file_uses(ctx: Context, index: dict[str, 
         uses.pop(wheel.sha256)
         return refs, uses
 
-    monkeypatch.setattr(fsck, "_references", stale_read)
+    monkeypatch.setattr(fsck, "read_references", stale_read)
     report = fsck.fsck(ctx, repair=True)
     assert [(f.kind, f.subject, f.repair) for f in report.findings] == [
         ("unreferenced", wheel.sha256, "kept: a file committed meanwhile uses it")]

@@ -112,7 +112,7 @@ class Report:
 
 
 @dataclass(frozen=True)
-class _Ref:
+class BlobUse:
     """A blob the database references, as one file uses it."""
 
     sha256: str
@@ -169,7 +169,7 @@ def fsck(ctx: Context, *, quick: bool = False, repair: bool = False, from_backup
     listing = {blob.name: blob for blob in ctx.blobs.iter_blobs()}
     report.blobs_in_store = len(listing)
     with ctx.db.read() as conn:  # after the listing: a blob committed meanwhile is referenced here
-        refs, uses = _references(conn)
+        refs, uses = read_references(conn)
     report.files, report.deleted_files, report.referenced_blobs = refs.files, refs.deleted_files, len(refs.blobs)
     broken = _check_referenced(ctx, report, refs, uses, listing, progress or Silent())
     unreferenced = _unreferenced(report, refs, listing, now, stale_before)
@@ -190,10 +190,10 @@ def fsck(ctx: Context, *, quick: bool = False, repair: bool = False, from_backup
     return report
 
 
-def _check_referenced(ctx: Context, report: Report, refs: References, uses: dict[str, _Ref],
-                      listing: dict[str, Any], progress: Progress) -> dict[str, tuple[_Ref, str]]:
+def _check_referenced(ctx: Context, report: Report, refs: References, uses: dict[str, BlobUse],
+                      listing: dict[str, Any], progress: Progress) -> dict[str, tuple[BlobUse, str]]:
     """Every referenced blob present (quick: with its size; else with its sha256)."""
-    broken: dict[str, tuple[_Ref, str]] = {}  # sha256 -> (its use, "missing" | "damaged")
+    broken: dict[str, tuple[BlobUse, str]] = {}  # sha256 -> (its use, "missing" | "damaged")
     total = 0 if report.quick else sum(listing[s].size for s in refs.blobs if s in listing)
     progress.begin("checking blobs", total)
     for sha in sorted(refs.blobs):
@@ -232,7 +232,7 @@ def _unreferenced(report: Report, refs: References, listing: dict[str, Any], now
     return unreferenced
 
 
-def _stale_temporary(ctx: Context, report: Report, refs: References, uses: dict[str, _Ref],
+def _stale_temporary(ctx: Context, report: Report, refs: References, uses: dict[str, BlobUse],
                      temps: list[tuple[Path, Any]], now: datetime, stale_before: float) -> list[tuple[Path, int]]:
     """Temporary files older than an upload in progress could be."""
     report.temp_files = len(temps)
@@ -267,14 +267,14 @@ def _temporary_files(ctx: Context) -> list[tuple[Path, Any]]:
     return found
 
 
-def _references(conn: Connection) -> tuple[References, dict[str, _Ref]]:
+def read_references(conn: Connection) -> tuple[References, dict[str, BlobUse]]:
     """Every blob the files reference (deleted files included) and, for each, the first file
     that uses it by name; what `moorage backup` reads, from either database."""
     refs = References()
     purged_names: set[str] = set()
     for payload in conn.execute(sa.select(events.c.payload).where(events.c.action == "bytes-purged")).scalars():
         purged_names.update(f for f in (payload or {}).get("files", []) if isinstance(f, str))
-    uses: dict[str, _Ref] = {}
+    uses: dict[str, BlobUse] = {}
     rows = conn.execute(
         sa.select(files.c.filename, files.c.sha256, files.c.metadata_sha256, files.c.size, files.c.deleted_at,
                   projects.c.normalized_name)
@@ -286,7 +286,7 @@ def _references(conn: Connection) -> tuple[References, dict[str, _Ref]]:
             if sha is None or not _SHA256.match(sha):
                 continue
             refs.blobs.setdefault(sha, []).append(row.filename)
-            uses.setdefault(sha, _Ref(sha, row.filename, row.normalized_name, None if is_metadata else int(row.size),
+            uses.setdefault(sha, BlobUse(sha, row.filename, row.normalized_name, None if is_metadata else int(row.size),
                                       is_metadata))
             if row.deleted_at is None:
                 refs.live.add(sha)
@@ -295,13 +295,13 @@ def _references(conn: Connection) -> tuple[References, dict[str, _Ref]]:
     return refs, uses
 
 
-def _missing_text(ref: _Ref, refs: References) -> str:
+def _missing_text(ref: BlobUse, refs: References) -> str:
     others = len(refs.blobs.get(ref.sha256, [])) - 1
     shared = f" (and {others} other file(s) with the same bytes)" if others > 0 else ""
     return f"its bytes (sha256 {ref.sha256}) are missing from the blob store{shared}"
 
 
-def _size_problem(ctx: Context, ref: _Ref, listing: dict[str, Any]) -> str | None:
+def _size_problem(ctx: Context, ref: BlobUse, listing: dict[str, Any]) -> str | None:
     if ref.size is None:
         return None  # a metadata blob: its size is not recorded
     blob = listing.get(ref.sha256)
@@ -313,7 +313,7 @@ def _size_problem(ctx: Context, ref: _Ref, listing: dict[str, Any]) -> str | Non
     return None
 
 
-def _hash_problem(ctx: Context, ref: _Ref, progress: Progress, report: Report) -> str | None:
+def _hash_problem(ctx: Context, ref: BlobUse, progress: Progress, report: Report) -> str | None:
     digest, size = hashlib.sha256(), 0
     try:
         for chunk in ctx.blobs.chunks(ref.sha256):
@@ -330,7 +330,7 @@ def _hash_problem(ctx: Context, ref: _Ref, progress: Progress, report: Report) -
     return None
 
 
-def _link_text(ctx: Context, path: Path, st: Any, quick: bool, refs: References, uses: dict[str, _Ref]) -> str:
+def _link_text(ctx: Context, path: Path, st: Any, quick: bool, refs: References, uses: dict[str, BlobUse]) -> str:
     text = "a hard link to a blob, left by an upload killed after it placed its bytes"
     if quick:
         return text
@@ -364,7 +364,7 @@ def _verifier(ctx: Context) -> Verifier | None:
         return None
 
 
-def _record_faults(ctx: Context, broken: dict[str, tuple[_Ref, str]], quick: bool, refs: References,
+def _record_faults(ctx: Context, broken: dict[str, tuple[BlobUse, str]], quick: bool, refs: References,
                    now: datetime) -> None:
     """What this run found replaces what was known, for the blobs it could judge: a quick run
     cannot see damaged bytes of the right size, so it leaves such a row to a full run."""
@@ -450,7 +450,7 @@ def _collect(ctx: Context, report: Report, unreferenced: list[Any], now: datetim
             finding.repaired, finding.repair = True, "removed"
 
 
-def _restore(ctx: Context, report: Report, broken: dict[str, tuple[_Ref, str]], sources: list[_Source],
+def _restore(ctx: Context, report: Report, broken: dict[str, tuple[BlobUse, str]], sources: list[_Source],
              actor: str) -> None:
     for sha, (ref, was) in sorted(broken.items(), key=lambda item: item[1][0].subject):
         finding = next(f for f in report.findings if f.kind == was and f.sha256 == sha)
@@ -483,10 +483,10 @@ class _Source(Protocol):
     kind: str  # "backup" | "index": in the event
     label: str  # for the report
 
-    def fetch(self, ctx: Context, ref: _Ref) -> StagedBlob | str: ...
+    def fetch(self, ctx: Context, ref: BlobUse) -> StagedBlob | str: ...
 
 
-def _receive(ctx: Context, ref: _Ref, stream: IO[bytes], where: str) -> StagedBlob | str:
+def _receive(ctx: Context, ref: BlobUse, stream: IO[bytes], where: str) -> StagedBlob | str:
     """The bytes into this store's ``tmp``, hashed on the way; only the right ones are kept."""
     limit = ref.size if ref.size is not None else _METADATA_LIMIT
     try:
@@ -511,7 +511,7 @@ class _BackupSource:
         self.root = root
         self.label = f"the backup {root}"
 
-    def fetch(self, ctx: Context, ref: _Ref) -> StagedBlob | str:
+    def fetch(self, ctx: Context, ref: BlobUse) -> StagedBlob | str:
         sha = ref.sha256
         for base in (self.root / BLOB_DIR, self.root):
             path = base / sha[:2] / sha[2:4] / sha
@@ -553,7 +553,7 @@ class _IndexSource:
                 self._pages[project] = f"{url} could not be read: {getattr(exc, 'reason', None) or exc}"
         return self._pages[project]
 
-    def fetch(self, ctx: Context, ref: _Ref) -> StagedBlob | str:
+    def fetch(self, ctx: Context, ref: BlobUse) -> StagedBlob | str:
         page = self._page(ref.project)
         if isinstance(page, str):
             return page

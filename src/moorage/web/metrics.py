@@ -133,7 +133,7 @@ class MetricsMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if status >= 400:
-                    rule = _rule_of(message.get("headers") or ())
+                    rule = rule_of(message.get("headers") or ())
             await send(message)
 
         try:
@@ -147,7 +147,7 @@ class MetricsMiddleware:
                 log.exception("recording request metrics failed")
 
 
-def _rule_of(headers: object) -> str:
+def rule_of(headers: object) -> str:
     for name, value in headers:  # type: ignore[attr-defined]
         if name.lower() == b"x-moorage-rule":
             rule = value.decode("latin-1")
@@ -270,7 +270,7 @@ def multiprocess_directory(data_dir: Path) -> Iterator[Path]:
     """
     base = data_dir / "metrics"
     base.mkdir(parents=True, exist_ok=True)
-    mine = f"serve-{_host()}-"
+    mine = f"serve-{host_name()}-"
     for old in base.glob(mine + "*"):
         pid = old.name.removeprefix(mine)
         if not pid.isdigit() or int(pid) == os.getpid() or not _running(int(pid)):
@@ -285,7 +285,7 @@ def multiprocess_directory(data_dir: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _host() -> str:
+def host_name() -> str:
     return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
 
 
