@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moorage.domain.clock import ManualClock, SystemClock, isoformat_z
+from moorage.domain.clock import ManualClock, isoformat_z
 from moorage.domain.decisions import Decision, Denied, bad_request, forbidden
+from moorage.services.clocks import SystemClock
 
 
 def test_allow() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from moorage.config import Settings
-from moorage.domain.clock import SystemClock
 from moorage.services import accounts
+from moorage.services.clocks import SystemClock
 from moorage.services.context import open_context
 from tests.services.helpers import upload
 from tests.support.dists import Dist, make_sdist, make_wheel

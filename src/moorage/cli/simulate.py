@@ -20,9 +20,9 @@ from rich.text import Text
 
 from moorage.audit.histories import HistoryError, read_index, read_path
 from moorage.config import ConfigError, load_settings, parse_duration
-from moorage.domain.clock import SystemClock
 from moorage.domain.lifecycle import LifecyclePolicy
 from moorage.domain.simulation import ProjectHistory, Refusal, Simulation, SimulationResult, Unparsed
+from moorage.services.clocks import SystemClock
 from moorage.store.admin import DatabaseUnreadable, local_upload_histories
 
 err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)

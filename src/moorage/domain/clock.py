@@ -1,4 +1,7 @@
-"""Time is passed in: rules and services ask a clock, tests move it."""
+"""Time is passed in: rules and services ask a clock, tests move it.
+
+The clocks that read the time are in services/clocks.py; the domain reads none.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,6 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current instant, timezone-aware, in UTC."""
         ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 class ManualClock:

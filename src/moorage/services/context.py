@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from moorage.config import Settings
-from moorage.domain.clock import Clock, SystemClock
-from moorage.services.offset_clock import OffsetFileClock
+from moorage.domain.clock import Clock
+from moorage.services.clocks import OffsetFileClock, SystemClock
 from moorage.store.blobs import BlobStore, FileBlobStore
 from moorage.store.database import Database
 

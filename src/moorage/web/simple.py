@@ -21,7 +21,8 @@ from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING
 
-from moorage.domain.clock import SystemClock, isoformat_z
+from moorage.domain.clock import isoformat_z
+from moorage.services.clocks import SystemClock
 from moorage.sources import ProjectView, Source, as_source
 from moorage.web.negotiation import HTML_V1, JSON_V1, TEXT_HTML
 

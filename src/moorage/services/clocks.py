@@ -1,7 +1,9 @@
-"""A clock that runs a number of seconds ahead of the system clock, read from a file.
+"""The clocks that read the time: the system's, and one a number of seconds ahead of it.
 
-For tests of a real server process: they write an offset instead of sleeping through a
-72-hour deletion window. Set with MOORAGE_CLOCK_OFFSET_FILE; never set in production.
+The domain only names the Clock protocol (domain/clock.py); reading the time is I/O, so the
+clocks that do it live here, where the context is assembled. The offset clock is for tests
+of a real server process: they write an offset to a file instead of sleeping through a
+72-hour deletion window (MOORAGE_CLOCK_OFFSET_FILE; never set in production).
 """
 
 from __future__ import annotations
@@ -9,6 +11,11 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
 
 class OffsetFileClock:
