@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import PurePath, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from packaging.pylock import Pylock, PylockValidationError
@@ -155,6 +156,26 @@ def _string(table: Mapping[str, Any], key: str, where: str, *, required: bool = 
     return value
 
 
+class _Package(NamedTuple):
+    """A [[package]] table of a uv.lock or poetry.lock, named, and placed in the text."""
+
+    table: Mapping[str, Any]
+    name: str
+    line: int  # of its `name = "..."`
+    where: str  # "line N: package NAME": how a message about it begins
+    find: Callable[[str], int]  # the line of its block that holds a string (its name's line if none does)
+
+
+def _package_tables(text: str, packages: list[Mapping[str, Any]], lock: str) -> Iterator[_Package]:
+    lines = _Lines(text, "package")
+    for i, table in enumerate(packages):
+        span = lines.block(i, len(packages))
+        name = _string(table, "name", f"{lock} [[package]] #{i + 1}")
+        assert name is not None
+        line = lines.name_line(name, span)
+        yield _Package(table, name, line, f"line {line}: package {name}", partial(lines.find, span=span, default=line))
+
+
 # -- pylock.toml (PEP 751) ------------------------------------------------------------------
 def parse_pylock(text: str) -> list[LockedPackage]:
     doc = _load_toml(text, "pylock.toml")
@@ -193,14 +214,8 @@ def parse_uv_lock(text: str) -> list[LockedPackage]:
     packages = _table_list(doc, "package", "uv.lock")
     if "version" not in doc and not packages:
         raise LockFileError("not a uv.lock: no `version` and no [[package]] tables")
-    lines = _Lines(text, "package")
     out: list[LockedPackage] = []
-    for i, table in enumerate(packages):
-        span = lines.block(i, len(packages))
-        name = _string(table, "name", f"uv.lock [[package]] #{i + 1}")
-        assert name is not None
-        line = lines.name_line(name, span)
-        where = f"line {line}: package {name}"
+    for table, name, line, where, find in _package_tables(text, packages, "uv.lock"):
         source = table.get("source", {})
         if not isinstance(source, dict):
             raise LockFileError(f"{where}: `source` must be a table")
@@ -228,7 +243,7 @@ def parse_uv_lock(text: str) -> list[LockedPackage]:
             if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
                 raise LockFileError(f"{where}: `size` of {filename} must be a whole number, got {size!r}")
             files.append(LockedFile(filename, _sha256(hash_value, f"{where}, {filename}") if hash_value else None,
-                                    size, dist.get("url"), lines.find(_raw_segment(location), span, line)))
+                                    size, dist.get("url"), find(_raw_segment(location))))
         out.append(LockedPackage(name, version, registry, files, line))
     return out
 
@@ -244,14 +259,8 @@ def parse_poetry_lock(text: str) -> list[LockedPackage]:
         raise LockFileError("not a poetry.lock: no [[package]] tables and no [metadata]")
     # Lock files before Poetry 1.5 keep the files in [metadata.files], by project name.
     old_files = metadata.get("files", {})
-    lines = _Lines(text, "package")
     out: list[LockedPackage] = []
-    for i, table in enumerate(packages):
-        span = lines.block(i, len(packages))
-        name = _string(table, "name", f"poetry.lock [[package]] #{i + 1}")
-        assert name is not None
-        line = lines.name_line(name, span)
-        where = f"line {line}: package {name}"
+    for table, name, line, where, find in _package_tables(text, packages, "poetry.lock"):
         version = _string(table, "version", where)
         assert version is not None
         source = table.get("source")
@@ -275,7 +284,7 @@ def parse_poetry_lock(text: str) -> list[LockedPackage]:
             assert filename is not None
             hash_value = _string(entry, "hash", where, required=False)
             files.append(LockedFile(filename, _sha256(hash_value, f"{where}, {filename}") if hash_value else None,
-                                    None, None, lines.find(f'"{filename}"', span, line)))
+                                    None, None, find(f'"{filename}"')))
         out.append(LockedPackage(name, version, index, files, line))
     return out
 
