@@ -15,6 +15,8 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -105,14 +107,23 @@ def _zip_members(archive: zipfile.ZipFile, policy: UploadPolicy, budget: int, ki
     return seen, total
 
 
-def _inspect_zip_sdist(path: Path, policy: UploadPolicy, budget: int) -> ArchiveInfo:
-    """A .zip source distribution of an older release: one top-level directory with PKG-INFO."""
+@contextmanager
+def _checked_zip(path: Path, policy: UploadPolicy, budget: int,
+                 kind: str) -> Iterator[tuple[zipfile.ZipFile, set[str], int]]:
+    """The zip file of a wheel or a .zip sdist, open, with its members' names and expanded total
+    (checked by `_zip_members`)."""
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise _invalid(f"the sdist is not a valid zip file: {exc}") from None
+        raise _invalid(f"the {kind} is not a valid zip file: {exc}") from None
     with archive:
-        seen, total = _zip_members(archive, policy, budget, "sdist")
+        seen, total = _zip_members(archive, policy, budget, kind)
+        yield archive, seen, total
+
+
+def _inspect_zip_sdist(path: Path, policy: UploadPolicy, budget: int) -> ArchiveInfo:
+    """A .zip source distribution of an older release: one top-level directory with PKG-INFO."""
+    with _checked_zip(path, policy, budget, "sdist") as (archive, seen, total):
         tops = {name.split("/", 1)[0] for name in seen if name.strip("/")}
         if len(tops) != 1 or not any("/" in name for name in seen):
             raise _invalid("an sdist must contain a single top-level directory")
@@ -133,12 +144,7 @@ def _read_zip_member(archive: zipfile.ZipFile, name: str, policy: UploadPolicy) 
 
 
 def _inspect_wheel(path: Path, dist: DistFilename, policy: UploadPolicy, budget: int) -> ArchiveInfo:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise _invalid(f"the wheel is not a valid zip file: {exc}") from None
-    with archive:
-        seen, total = _zip_members(archive, policy, budget, "wheel")
+    with _checked_zip(path, policy, budget, "wheel") as (archive, seen, total):
         dist_infos = {name.split("/", 1)[0] for name in seen if name.split("/", 1)[0].endswith(".dist-info")}
         candidates = [d for d in dist_infos if f"{d}/METADATA" in seen]
         if len(candidates) != 1:
