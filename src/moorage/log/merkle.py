@@ -8,7 +8,7 @@ with subtree heads computed the same way; the verifiers are RFC 9162's algorithm
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -96,28 +96,35 @@ def _check_hash(value: bytes, what: str) -> None:
         raise ProofError(f"{what} is {len(value)} bytes, not {HASH_SIZE}")
 
 
+def _walk(fn: int, sn: int, proof: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """The walk up the tree both RFC 9162 verifiers make, from node ``fn`` of a level whose last
+    node is ``sn``: each proof hash (its size checked), and whether it is the left sibling (it
+    hashes in front). Raises ProofError when the proof is longer or shorter than the tree is high."""
+    for p in proof:
+        _check_hash(p, "a proof hash")
+        if sn == 0:
+            raise ProofError("the proof is longer than the tree is high")
+        on_left = bool(fn & 1) or fn == sn
+        yield p, on_left
+        if on_left:
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("the proof is shorter than the tree is high")
+
+
 def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], expected_root: bytes) -> None:
     """RFC 9162 section 2.1.3.2; raises ProofError unless ``leaf`` is at ``index``."""
     _check_hash(leaf, "the leaf hash")
     _check_hash(expected_root, "the root")
     if not 0 <= index < size:
         raise ProofError(f"index {index} is outside a tree of size {size}")
-    fn, sn, value = index, size - 1, leaf
-    for p in proof:
-        _check_hash(p, "a proof hash")
-        if sn == 0:
-            raise ProofError("the proof is longer than the tree is high")
-        if fn & 1 or fn == sn:
-            value = node_hash(p, value)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            value = node_hash(value, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("the proof is shorter than the tree is high")
+    value = leaf
+    for p, on_left in _walk(index, size - 1, proof):
+        value = node_hash(p, value) if on_left else node_hash(value, p)
     if value != expected_root:
         raise ProofError("the proof leads to another root")
 
@@ -151,21 +158,12 @@ def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: by
         fn >>= 1
         sn >>= 1
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise ProofError("the proof is longer than the tree is high")
-        if fn & 1 or fn == sn:
+    for c, on_left in _walk(fn, sn, path[1:]):
+        if on_left:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
         else:
             sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("the proof is shorter than the tree is high")
     if fr != root1:
         raise ProofError("the proof does not lead to the first root")
     if sr != root2:
