@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 from moorage import __version__
 from moorage.config import Settings
+from moorage.store.blobs import fsync_dir
 from moorage.store.database import Database
 
 FORMAT = "moorage-backup"
@@ -139,14 +140,6 @@ def sqlite_path(settings: Settings) -> Path:
 
 def _blob_path(root: Path, sha: str) -> Path:
     return root / sha[:2] / sha[2:4] / sha  # the layout of store/blobs.py
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def hash_file(path: Path, progress: Progress) -> tuple[str, int]:

@@ -236,7 +236,7 @@ class FileBlobStore:
         try:
             os.link(staged.temp, final)
             staged.created = True
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except FileExistsError:
             # Already there: placed by someone else, or by an earlier attempt of this
             # staging (a retried transaction), which stays the one that created it.
@@ -249,7 +249,7 @@ class FileBlobStore:
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(staged.temp, final)
-                _fsync_dir(final.parent)
+                fsync_dir(final.parent)
             except FileExistsError:
                 pass
         staged.temp.unlink(missing_ok=True)
@@ -270,7 +270,7 @@ class FileBlobStore:
         final = self.path(staged.sha256)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged.temp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
 
     def check_reachable(self) -> None:
         """Nothing beyond the local directory (/healthz writes into ``tmp`` itself)."""
@@ -303,7 +303,8 @@ def _subdirectories(path: Path) -> Iterator[Path]:
             yield Path(entry.path)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a file linked or renamed into it) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
