@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import http
+import importlib
 import re
 from typing import Any
 
@@ -55,20 +56,19 @@ def _line(status: int, phrase: str) -> bytes:
     return b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode("latin-1"))
 
 
+# uvicorn's module-level tables, by HTTP implementation: httptools' whole status lines, h11's phrases.
+_TABLES: tuple[tuple[str, str, type[dict[int, bytes]]], ...] = (
+    ("httptools_impl", "STATUS_LINE", _StatusLines),
+    ("h11_impl", "STATUS_PHRASES", _Phrases),
+)
+
+
 def install() -> None:
-    try:
-        from uvicorn.protocols.http import httptools_impl
-
-        table: Any = httptools_impl.STATUS_LINE
-        if isinstance(table, dict) and not isinstance(table, _StatusLines):
-            httptools_impl.STATUS_LINE = _StatusLines(table)  # type: ignore[attr-defined]
-    except ImportError:
-        pass
-    try:
-        from uvicorn.protocols.http import h11_impl
-
-        phrases: Any = h11_impl.STATUS_PHRASES
-        if isinstance(phrases, dict) and not isinstance(phrases, _Phrases):
-            h11_impl.STATUS_PHRASES = _Phrases(phrases)  # type: ignore[attr-defined]
-    except ImportError:
-        pass
+    for module_name, attribute, wrapper in _TABLES:
+        try:
+            module = importlib.import_module(f"uvicorn.protocols.http.{module_name}")
+        except ImportError:
+            continue
+        table: Any = getattr(module, attribute)
+        if isinstance(table, dict) and not isinstance(table, wrapper):
+            setattr(module, attribute, wrapper(table))
