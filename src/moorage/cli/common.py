@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 
@@ -32,6 +34,22 @@ def common(p: argparse.ArgumentParser) -> None:
 
 def acting_as(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as", dest="as_user", metavar="USER", help="act as this user, under the policy")
+
+
+def subcommand(sub: Any, name: str, text: str, func: Callable[[argparse.Namespace], int],
+               *positionals: str) -> argparse.ArgumentParser:
+    """A command that runs on an index: its help line, the options every such command takes
+    (`common`), its positional arguments by name (``"version?"``: an optional one) and the
+    handler it runs. The caller adds the rest of its options."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=text)
+    common(p)
+    for positional in positionals:
+        if positional.endswith("?"):
+            p.add_argument(positional.removesuffix("?"), nargs="?")
+        else:
+            p.add_argument(positional)
+    p.set_defaults(func=func)
+    return p
 
 
 # The settings this command runs with: main() names their database when it cannot be used.

@@ -5,41 +5,37 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from moorage.cli.common import BytesProgress, common, err, settings
+from moorage.cli.common import BytesProgress, err, settings, subcommand
 from moorage.services import bootstrap
 
 if TYPE_CHECKING:
     from moorage.services.migrate import Summary
 
+S = TypeVar("S")
+
 
 def register(sub: Any) -> None:
     """`moorage db ...`, `backup` and `restore-backup`, in the help's order."""
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
-    upgrade = db.add_parser("upgrade", help="apply the database migrations")
-    common(upgrade)
-    upgrade.set_defaults(func=cmd_db_upgrade)
-    mig = db.add_parser("migrate-from-sqlite",
-                        help="copy an embedded index (database, blobs, keys) into the configured PostgreSQL database "
-                             "and blob store, verified")
-    common(mig)
+    subcommand(db, "upgrade", "apply the database migrations", cmd_db_upgrade)
+    mig = subcommand(db, "migrate-from-sqlite", "copy an embedded index (database, blobs, keys) into the configured "
+                     "PostgreSQL database and blob store, verified", cmd_db_migrate_from_sqlite)
     mig.add_argument("src", metavar="SRC", help="the data directory of the embedded index (or a `moorage backup`)")
     mig.add_argument("--log-key", help="SRC's log signing key, if it was not SRC/log-signing-key")
-    mig.set_defaults(func=cmd_db_migrate_from_sqlite)
-    bak = sub.add_parser("backup", help="back up the embedded database, its blobs and keys, while serving")
-    common(bak)
+    bak = subcommand(sub, "backup", "back up the embedded database, its blobs and keys, while serving", cmd_backup)
     bak.add_argument("dest", metavar="DEST", help="a new or empty directory")
-    bak.set_defaults(func=cmd_backup)
-    rbak = sub.add_parser("restore-backup", help="verify a backup, then restore it into an empty data directory")
-    common(rbak)
+    rbak = subcommand(sub, "restore-backup", "verify a backup, then restore it into an empty data directory",
+                      cmd_restore_backup)
     rbak.add_argument("src", metavar="SRC", help="the backup directory (with its manifest.json)")
-    rbak.set_defaults(func=cmd_restore_backup)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -60,18 +56,11 @@ def _backup_command(args: argparse.Namespace, verb: str) -> int:
     from moorage.services import backup
 
     chosen = settings(args)
-    try:
-        with BytesProgress() as progress:
-            if verb == "backup":
-                summary = backup.backup(chosen, Path(args.dest), progress=progress)
-            else:
-                summary = backup.restore(chosen, Path(args.src), progress=progress)
-    except backup.BackupRefused as exc:
-        err.print(f"moorage: {verb} refused: {exc}")
-        return 2
-    except (backup.BackupFailed, OSError, sqlite3.Error) as exc:
-        err.print(f"moorage: {verb} failed: {exc}")
-        return 1
+    copy = (partial(backup.backup, chosen, Path(args.dest)) if verb == "backup"
+            else partial(backup.restore, chosen, Path(args.src)))
+    summary, status = _copy(verb, copy, backup.BackupRefused, backup.BackupFailed)
+    if summary is None:
+        return status
     files = f"{summary.files} files ({summary.deleted_files} deleted)"
     blobs = f"{summary.blobs} blobs, {summary.total_bytes} bytes"
     purged = f"; {summary.purged_blobs} purged past retention, not kept" if summary.purged_blobs else ""
@@ -89,20 +78,30 @@ def _backup_command(args: argparse.Namespace, verb: str) -> int:
     return 0
 
 
+def _copy(verb: str, copy: Callable[..., S], refused: type[Exception],
+          failed: type[Exception]) -> tuple[S | None, int]:
+    """Run a copy of the index (backup, restore, migration) with the bytes' progress bar: its
+    summary, or None once its refusal (exit status 2) or failure (1) is said on stderr."""
+    try:
+        with BytesProgress() as progress:
+            return copy(progress=progress), 0
+    except refused as exc:
+        err.print(f"moorage: {verb} refused: {exc}")
+        return None, 2
+    except (failed, OSError, sqlite3.Error) as exc:
+        err.print(f"moorage: {verb} failed: {exc}")
+        return None, 1
+
+
 def cmd_db_migrate_from_sqlite(args: argparse.Namespace) -> int:
     from moorage.services import migrate
 
     chosen = settings(args)
-    try:
-        with BytesProgress() as progress:
-            summary = migrate.migrate_from_sqlite(chosen, Path(args.src), progress=progress,
-                                                  log_key=Path(args.log_key) if args.log_key else None)
-    except migrate.MigrationRefused as exc:
-        err.print(f"moorage: migrate-from-sqlite refused: {exc}")
-        return 2
-    except (migrate.MigrationFailed, OSError, sqlite3.Error) as exc:
-        err.print(f"moorage: migrate-from-sqlite failed: {exc}")
-        return 1
+    copy = partial(migrate.migrate_from_sqlite, chosen, Path(args.src),
+                   log_key=Path(args.log_key) if args.log_key else None)
+    summary, status = _copy("migrate-from-sqlite", copy, migrate.MigrationRefused, migrate.MigrationFailed)
+    if summary is None:
+        return status
     Console(width=max(Console().width, 120)).print(_migration_table(args.src, summary))
     before = summary.source_revision
     migrated = "" if before == summary.revision else f", its schema migrated from {before}"

@@ -6,44 +6,31 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from moorage.cli.common import acting_as, common, context, err
+from moorage.cli.common import acting_as, context, err, subcommand
 from moorage.services import deletion
 
 
 def register(sub: Any) -> None:
     """`moorage delete | disable-deletions`."""
-    dele = sub.add_parser("delete", help="delete a file, a release or a project (within the deletion window)")
-    common(dele)
-    dele.add_argument("project")
-    dele.add_argument("version", nargs="?")
-    dele.add_argument("filename", nargs="?")
+    dele = subcommand(sub, "delete", "delete a file, a release or a project (within the deletion window)", cmd_delete,
+                      "project", "version?", "filename?")
     dele.add_argument("--reason", help="why (required when acting as the operator, an admin)")
     acting_as(dele)
-    dele.set_defaults(func=cmd_delete)
-    dis = sub.add_parser("disable-deletions", help="turn deletions off for a project, for good")
-    common(dis)
-    dis.add_argument("project")
-    acting_as(dis)
-    dis.set_defaults(func=cmd_disable_deletions)
+    acting_as(subcommand(sub, "disable-deletions", "turn deletions off for a project, for good", cmd_disable_deletions,
+                         "project"))
 
 
 def register_restore(admin: Any) -> None:
     """`moorage admin restore`."""
-    rest = admin.add_parser("restore", help="bring back a deleted file, release or project, as it was")
-    common(rest)
-    rest.add_argument("project")
-    rest.add_argument("version", nargs="?")
-    rest.add_argument("filename", nargs="?")
+    rest = subcommand(admin, "restore", "bring back a deleted file, release or project, as it was", cmd_restore,
+                      "project", "version?", "filename?")
     rest.add_argument("--reason", required=True)
-    rest.set_defaults(func=cmd_restore)
 
 
 def register_purge(admin: Any) -> None:
     """`moorage admin purge`."""
-    purge = admin.add_parser("purge", help="remove the bytes of files deleted longer ago than the retention")
-    common(purge)
+    purge = subcommand(admin, "purge", "remove the bytes of files deleted longer ago than the retention", cmd_purge)
     purge.add_argument("--dry-run", action="store_true")
-    purge.set_defaults(func=cmd_purge)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from moorage.cli.common import acting_as, common, context, err, print_decision
+from moorage.cli.common import acting_as, context, err, print_decision, subcommand
 from moorage.services import lifecycle, removal
 
 _STATUSES = (
@@ -21,68 +21,41 @@ _STATUSES = (
 
 def register(sub: Any) -> None:
     """`moorage yank | unyank | reopen`, the project statuses and the quarantine."""
-    yank = sub.add_parser("yank", help="yank a release or one of its files (PEP 592)")
-    common(yank)
-    yank.add_argument("project")
-    yank.add_argument("version")
-    yank.add_argument("filename", nargs="?")
+    yank = subcommand(sub, "yank", "yank a release or one of its files (PEP 592)", cmd_yank,
+                      "project", "version", "filename?")
     yank.add_argument("--reason")
     acting_as(yank)
-    yank.set_defaults(func=cmd_yank)
-    unyank = sub.add_parser("unyank", help="take a yank back")
-    common(unyank)
-    unyank.add_argument("project")
-    unyank.add_argument("version")
-    unyank.add_argument("filename", nargs="?")
-    acting_as(unyank)
-    unyank.set_defaults(func=cmd_unyank)
-    reopen = sub.add_parser("reopen", help="let a closed release accept new files for a while")
-    common(reopen)
-    reopen.add_argument("project")
-    reopen.add_argument("version")
+    acting_as(subcommand(sub, "unyank", "take a yank back", cmd_unyank, "project", "version", "filename?"))
+    reopen = subcommand(sub, "reopen", "let a closed release accept new files for a while", cmd_reopen,
+                        "project", "version")
     reopen.add_argument("--days", type=float, help="how long (default: the policy's reopen period)")
     reopen.add_argument("--reason", required=True)
     acting_as(reopen)
     reopen.add_argument("--json", action="store_true")
-    reopen.set_defaults(func=cmd_reopen)
     _register_statuses(sub)
 
 
 def _register_statuses(sub: Any) -> None:
     for command, status, done, text in _STATUSES:
-        p = sub.add_parser(command, help=text)
-        common(p)
-        p.add_argument("project")
+        p = subcommand(sub, command, text, _status_command(status, done), "project")
         p.add_argument("--reason")
         if command == "deprecate":
             p.add_argument("--successor", metavar="NAME", help="the project that replaces this one")
         acting_as(p)
-        p.set_defaults(func=_status_command(status, done))
     for command, text in (("quarantine", "withhold a project or one release (admin)"),
                           ("unquarantine", "lift a quarantine (admin)")):
-        p = sub.add_parser(command, help=text)
-        common(p)
-        p.add_argument("project")
-        p.add_argument("version", nargs="?")
-        p.add_argument("--reason", required=True)
-        p.set_defaults(func=cmd_quarantine)
+        subcommand(sub, command, text, cmd_quarantine, "project", "version?").add_argument("--reason", required=True)
 
 
 def register_removal(sub: Any) -> None:
     """`moorage announce-removal | cancel-removal`."""
-    ann = sub.add_parser("announce-removal", help="withdraw a project after a grace period (opt-in root after it)")
-    common(ann)
-    ann.add_argument("project")
+    ann = subcommand(sub, "announce-removal", "withdraw a project after a grace period (opt-in root after it)",
+                     cmd_announce_removal, "project")
     ann.add_argument("--days", type=float, help="grace period (default: the policy's, 30 days)")
     ann.add_argument("--reason")
     acting_as(ann)
     ann.add_argument("--json", action="store_true")
-    ann.set_defaults(func=cmd_announce_removal)
-    can = sub.add_parser("cancel-removal", help="take an announced removal back")
-    common(can)
-    can.add_argument("project")
-    acting_as(can)
-    can.set_defaults(func=cmd_cancel_removal)
+    acting_as(subcommand(sub, "cancel-removal", "take an announced removal back", cmd_cancel_removal, "project"))
 
 
 def cmd_yank(args: argparse.Namespace) -> int:
