@@ -83,10 +83,7 @@ def _account_policy(section: dict[str, Any], web: dict[str, Any]) -> AccountPoli
     """The [policy] keys about accounts (popped from the section), and [web] fresh_factor."""
     kwargs: dict[str, Any] = {}
     if "require_2fa" in section:
-        value = section.pop("require_2fa")
-        if value not in REQUIRE_2FA:
-            raise ConfigError(f"policy.require_2fa: expected \"none\", \"critical\" or \"all\", got {value!r}")
-        kwargs["require_2fa"] = value
+        kwargs["require_2fa"] = _choice(section.pop("require_2fa"), "policy.require_2fa", REQUIRE_2FA)
     if "critical" in section:
         kwargs["critical"] = _critical_rule(section.pop("critical"))
     if "critical_grace" in section:
@@ -120,10 +117,7 @@ class DownloadSettings:
 def _download_settings(section: dict[str, Any]) -> DownloadSettings:
     kwargs: dict[str, Any] = {}
     if "count" in section:
-        value = section.pop("count")
-        if not isinstance(value, bool):
-            raise ConfigError(f"downloads.count: expected true or false, got {value!r}")
-        kwargs["count"] = value
+        kwargs["count"] = _boolean(section.pop("count"), "downloads.count")
     if "flush_interval" in section:
         seconds = parse_duration(section.pop("flush_interval"), "downloads.flush_interval").total_seconds()
         if seconds <= 0:
@@ -149,10 +143,7 @@ def _lifecycle_policy(section: dict[str, Any]) -> LifecyclePolicy:
             kwargs[key] = parse_duration(section.pop(key), f"policy.{key}")
     for key in ("close_on_newer_release", "prereleases_deletable"):
         if key in section:
-            value = section.pop(key)
-            if not isinstance(value, bool):
-                raise ConfigError(f"policy.{key}: expected true or false, got {value!r}")
-            kwargs[key] = value
+            kwargs[key] = _boolean(section.pop(key), f"policy.{key}")
     if section:
         raise ConfigError(f"unknown keys in [policy]: {', '.join(sorted(section))}")
     return replace(base, **kwargs)
@@ -186,6 +177,20 @@ def _string(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
     return value
+
+
+def _boolean(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
+def _choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``; the refusal lists them: expected "a", "b" or "c"."""
+    if value not in choices:
+        *others, last = (f'"{choice}"' for choice in choices)
+        raise ConfigError(f"{key}: expected {', '.join(others)} or {last}, got {value!r}")
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -251,9 +256,7 @@ def _blob_settings(section: dict[str, Any], env: Any) -> BlobSettings:
             else:
                 section[key] = value
     explicit_store = "store" in section
-    store = section.pop("store", "file")
-    if store not in BLOB_STORES:
-        raise ConfigError(f"blobs.store: expected \"file\" or \"s3\", got {store!r}")
+    store = _choice(section.pop("store", "file"), "blobs.store", BLOB_STORES)
     kwargs: dict[str, Any] = {"store": store}
     if "bucket" in section:
         kwargs["bucket"] = _string(section.pop("bucket"), "blobs.bucket")
@@ -271,10 +274,7 @@ def _blob_settings(section: dict[str, Any], env: Any) -> BlobSettings:
     if "region" in section:
         kwargs["region"] = _string(section.pop("region"), "blobs.region")
     if "downloads" in section:
-        downloads = section.pop("downloads")
-        if downloads not in BLOB_DOWNLOADS:
-            raise ConfigError(f"blobs.downloads: expected \"stream\" or \"redirect\", got {downloads!r}")
-        kwargs["downloads"] = downloads
+        kwargs["downloads"] = _choice(section.pop("downloads"), "blobs.downloads", BLOB_DOWNLOADS)
     if "presign_seconds" in section:
         # SigV4 presigned URLs last at most seven days.
         kwargs["presign_seconds"] = _integer(section.pop("presign_seconds"), "blobs.presign_seconds",
@@ -347,10 +347,7 @@ def _upload_policy(section: dict[str, Any]) -> UploadPolicy:
         kwargs["max_compression_ratio"] = _number(section.pop("max_compression_ratio"),
                                                   "upload.max_compression_ratio", minimum=1.0)
     if "allow_local_versions" in section:
-        value = section.pop("allow_local_versions")
-        if not isinstance(value, bool):
-            raise ConfigError(f"upload.allow_local_versions: expected true or false, got {value!r}")
-        kwargs["allow_local_versions"] = value
+        kwargs["allow_local_versions"] = _boolean(section.pop("allow_local_versions"), "upload.allow_local_versions")
     if "prohibited_names" in section:
         names = section.pop("prohibited_names")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -418,9 +415,7 @@ def load_settings(
                 if "cache_check_interval" in server else settings.cache_check_interval)
     cache_size = (parse_size(server.pop("page_cache_size"), "server.page_cache_size")
                   if "page_cache_size" in server else settings.page_cache_size)
-    warm = server.pop("warm_cache", settings.warm_cache)
-    if not isinstance(warm, bool):
-        raise ConfigError(f"server.warm_cache: expected true or false, got {warm!r}")
+    warm = _boolean(server.pop("warm_cache", settings.warm_cache), "server.warm_cache")
     settings = replace(
         settings,
         warm_cache=warm,
