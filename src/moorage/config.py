@@ -443,55 +443,53 @@ def load_settings(
 def policy_rules(settings: Settings) -> list[dict[str, Any]]:
     """The rules in force, with their configuration keys, for `moorage policy show`."""
     life, up, acc = settings.lifecycle, settings.upload, settings.accounts
-    return [
-        {"rule": "upload-window", "key": "policy.upload_window", "value": describe(life.upload_window),
-         "meaning": "a release accepts new files for this long after its first file"},
-        {"rule": "upload-window", "key": "policy.close_on_newer_release", "value": life.close_on_newer_release,
-         "meaning": "a release also closes once a newer version has a file"},
-        {"rule": "reopen-period", "key": "policy.reopen_period", "value": describe(life.reopen_period),
-         "meaning": "an owner may reopen a closed release for at most this long (recorded, with a reason)"},
-        {"rule": "deletion-window", "key": "policy.deletion_window", "value": describe(life.deletion_window),
-         "meaning": "an owner may delete a file this long after its upload; a release or project when every "
-                    "file in it may be deleted"},
-        {"rule": "deletion-window", "key": "policy.prereleases_deletable", "value": life.prereleases_deletable,
-         "meaning": "an owner may delete a pre-release's files at any time"},
-        {"rule": "deletions-disabled", "key": None, "value": "per project, one way",
-         "meaning": "owners may turn deletions off for good; then only an admin deletes"},
-        {"rule": "retention", "key": "policy.retention", "value": describe(life.retention),
-         "meaning": "deleted bytes are kept this long; `moorage admin restore` brings them back"},
-        {"rule": "removal-grace", "key": "policy.removal_grace", "value": describe(life.removal_grace),
-         "meaning": "an announced removal takes effect this long after (at the earliest, for owners); then the "
-                    "files are offered only under /pending/simple/"},
-        {"rule": "name-tombstoned", "key": None, "value": "previous owners and admins",
-         "meaning": "who may register a deleted project's name again"},
-        {"rule": "not-an-owner", "key": None, "value": "owners and admins",
-         "meaning": "who may yank, unyank, reopen, delete, archive and deprecate; only admins quarantine"},
-        {"rule": "file-size-limit", "key": "upload.max_file_size", "value": up.max_file_size,
-         "meaning": "largest file, in bytes"},
-        {"rule": "project-size-limit", "key": "upload.max_project_size", "value": up.max_project_size,
-         "meaning": "all files of a project together, in bytes"},
-        {"rule": "unsafe-archive", "key": "upload.max_compression_ratio", "value": up.max_compression_ratio,
-         "meaning": f"an archive may expand this many times its size past {up.ratio_free_size} bytes, "
-                    f"and never past {up.max_uncompressed_size} bytes"},
-        {"rule": "local-version", "key": "upload.allow_local_versions", "value": up.allow_local_versions,
-         "meaning": "whether a version with a local label (1.0+cpu) may be uploaded"},
-        {"rule": "prohibited-name", "key": "upload.prohibited_names", "value": sorted(up.prohibited_names),
-         "meaning": "names (and look-alikes of them) no one may register"},
-        {"rule": "file-exists", "key": None, "value": "never",
-         "meaning": "a filename once accepted is never reused for other bytes"},
-        {"rule": "two-factor-required", "key": "policy.require_2fa", "value": acc.require_2fa,
-         "meaning": "who must have a second factor to manage projects and whose uploads need a token made "
-                    "with one: none, the maintainers of critical projects (after the grace period), or all"},
-        {"rule": "critical", "key": "policy.critical", "value": acc.critical.describe()
-         if acc.critical.kind != "list" else sorted(acc.critical.names),
-         "meaning": "which projects are critical, recomputed daily; public on the project page, in the JSON API "
-                    "and in the events"},
-        {"rule": "critical", "key": "policy.critical_grace", "value": describe(acc.critical_grace),
-         "meaning": "a newly critical project's maintainers have this long before the 2FA rule applies"},
-        {"rule": "critical", "key": "policy.download_jump", "value": acc.download_jump,
-         "meaning": "downloads growing more than this many times week over week are flagged for an admin, "
-                    "not counted toward the designation"},
-        {"rule": "token-unused", "key": "policy.token_unused_expiry",
-         "value": describe(acc.token_unused_expiry) if acc.token_unused_expiry else "none",
-         "meaning": "an API token unused this long stops working"},
+    rows: list[tuple[str, str | None, Any, str]] = [  # rule, key (None: not configurable), value, meaning
+        ("upload-window", "policy.upload_window", describe(life.upload_window),
+         "a release accepts new files for this long after its first file"),
+        ("upload-window", "policy.close_on_newer_release", life.close_on_newer_release,
+         "a release also closes once a newer version has a file"),
+        ("reopen-period", "policy.reopen_period", describe(life.reopen_period),
+         "an owner may reopen a closed release for at most this long (recorded, with a reason)"),
+        ("deletion-window", "policy.deletion_window", describe(life.deletion_window),
+         "an owner may delete a file this long after its upload; a release or project when every "
+         "file in it may be deleted"),
+        ("deletion-window", "policy.prereleases_deletable", life.prereleases_deletable,
+         "an owner may delete a pre-release's files at any time"),
+        ("deletions-disabled", None, "per project, one way",
+         "owners may turn deletions off for good; then only an admin deletes"),
+        ("retention", "policy.retention", describe(life.retention),
+         "deleted bytes are kept this long; `moorage admin restore` brings them back"),
+        ("removal-grace", "policy.removal_grace", describe(life.removal_grace),
+         "an announced removal takes effect this long after (at the earliest, for owners); then the "
+         "files are offered only under /pending/simple/"),
+        ("name-tombstoned", None, "previous owners and admins", "who may register a deleted project's name again"),
+        ("not-an-owner", None, "owners and admins",
+         "who may yank, unyank, reopen, delete, archive and deprecate; only admins quarantine"),
+        ("file-size-limit", "upload.max_file_size", up.max_file_size, "largest file, in bytes"),
+        ("project-size-limit", "upload.max_project_size", up.max_project_size,
+         "all files of a project together, in bytes"),
+        ("unsafe-archive", "upload.max_compression_ratio", up.max_compression_ratio,
+         f"an archive may expand this many times its size past {up.ratio_free_size} bytes, "
+         f"and never past {up.max_uncompressed_size} bytes"),
+        ("local-version", "upload.allow_local_versions", up.allow_local_versions,
+         "whether a version with a local label (1.0+cpu) may be uploaded"),
+        ("prohibited-name", "upload.prohibited_names", sorted(up.prohibited_names),
+         "names (and look-alikes of them) no one may register"),
+        ("file-exists", None, "never", "a filename once accepted is never reused for other bytes"),
+        ("two-factor-required", "policy.require_2fa", acc.require_2fa,
+         "who must have a second factor to manage projects and whose uploads need a token made "
+         "with one: none, the maintainers of critical projects (after the grace period), or all"),
+        ("critical", "policy.critical",
+         acc.critical.describe() if acc.critical.kind != "list" else sorted(acc.critical.names),
+         "which projects are critical, recomputed daily; public on the project page, in the JSON API "
+         "and in the events"),
+        ("critical", "policy.critical_grace", describe(acc.critical_grace),
+         "a newly critical project's maintainers have this long before the 2FA rule applies"),
+        ("critical", "policy.download_jump", acc.download_jump,
+         "downloads growing more than this many times week over week are flagged for an admin, "
+         "not counted toward the designation"),
+        ("token-unused", "policy.token_unused_expiry",
+         describe(acc.token_unused_expiry) if acc.token_unused_expiry else "none",
+         "an API token unused this long stops working"),
     ]
+    return [dict(zip(("rule", "key", "value", "meaning"), row, strict=True)) for row in rows]
