@@ -54,11 +54,17 @@ users = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
-tokens = sa.Table(
+
+def _user_table(name: str, key: sa.Column[Any], *columns: sa.schema.SchemaItem) -> sa.Table:
+    """A table of what an account has (API tokens, sessions, second factors, recovery codes):
+    its key, then the account's id, indexed (they are looked up by account), then the rest."""
+    user_id = sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True)
+    return sa.Table(name, metadata, key, user_id, *columns)
+
+
+tokens = _user_table(
     "tokens",
-    metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("description", sa.String(200), nullable=False, default=""),
     sa.Column("projects", sa.JSON, nullable=False),
@@ -235,11 +241,9 @@ checkpoints = sa.Table(
 
 # Signed-in browser sessions. Only a hash of the cookie's value is kept, so a copy of the
 # database does not let anyone sign in.
-web_sessions = sa.Table(
+web_sessions = _user_table(
     "web_sessions",
-    metadata,
     sa.Column("id_hash", sa.String(64), primary_key=True),
-    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     # The password was right; the second factor is still awaited: not signed in yet.
@@ -271,11 +275,9 @@ prohibited_names = sa.Table(
 )
 
 # Second factors: TOTP secrets (RFC 6238) and WebAuthn credentials.
-second_factors = sa.Table(
+second_factors = _user_table(
     "second_factors",
-    metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("label", sa.String(100), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -290,11 +292,9 @@ second_factors = sa.Table(
 )
 
 # Single-use recovery codes; only a hash is kept (the codes are random, 80 bits).
-recovery_codes = sa.Table(
+recovery_codes = _user_table(
     "recovery_codes",
-    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
     sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("used_at", UTCDateTime, nullable=True),
