@@ -5,7 +5,7 @@ Lines are ``key=value`` pairs (logfmt): values with spaces, quotes or ``=`` are 
 name the rule, the project and the actor, never a secret: no token, no password, no payload
 but an event's reason.
 
-    refused rule=upload-window status=403 project=demo actor=alice method=POST path=/legacy/ reason="..."
+    refused rule=upload-window status=400 project=demo actor=alice method=POST path=/legacy/ reason="..."
     event serial=42 action=file-added project=demo subject=file:demo-1.0-py3-none-any.whl actor=alice
 """
 

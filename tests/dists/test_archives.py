@@ -12,6 +12,7 @@ from moorage.domain.decisions import Denied
 from moorage.domain.filenames import parse_filename
 from moorage.domain.metadata import check_license_files, parse_metadata
 from moorage.domain.policy import UploadPolicy
+from moorage.web.statuses import status_of
 from tests.support.dists import make_sdist, make_wheel, make_zip_sdist, metadata_text
 
 POLICY = UploadPolicy()
@@ -25,7 +26,7 @@ def inspect(path: Path) -> archives.ArchiveInfo:
 def refused(path: Path) -> str:
     with pytest.raises(Denied) as info:
         inspect(path)
-    assert info.value.decision.status == 400
+    assert status_of(info.value.decision) == 400
     return info.value.decision.reason
 
 

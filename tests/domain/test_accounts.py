@@ -14,6 +14,7 @@ from moorage.domain.accounts import (
     critical_threshold,
     is_jump,
 )
+from moorage.web.statuses import status_of
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 CRITICAL = CriticalFacts(since=NOW - timedelta(days=20), grace_until=NOW - timedelta(days=6))
@@ -29,7 +30,7 @@ def test_require_none_never_asks() -> None:
 def test_require_all_asks_every_account_for_everything() -> None:
     policy = AccountPolicy(require_2fa="all")
     denied = check_two_factor(policy, "p", None, "bob", False, NOW)
-    assert (denied.allowed, denied.rule, denied.status) == (False, "two-factor-required", 403)
+    assert (denied.allowed, denied.rule, status_of(denied)) == (False, "two-factor-required", 403)
     assert "every account must use two-factor authentication: bob has no second factor" in (denied.reason or "")
     assert check_two_factor(policy, "p", None, "bob", True, NOW).allowed
     upload = check_upload_token(policy, "p", None, False, NOW)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from moorage.domain.clock import ManualClock, isoformat_z
-from moorage.domain.decisions import Decision, Denied, bad_request, forbidden
+from moorage.domain.decisions import NOT_FOUND, Decision, Denied, not_found
 from moorage.services.clocks import SystemClock
 
 
@@ -19,14 +19,16 @@ def test_allow() -> None:
     assert decision.allowed and decision.rule == "allowed" and decision.reason == "" and decision.until is None
 
 
-def test_deny_defaults_to_403() -> None:
+def test_deny() -> None:
     decision = Decision.deny("some-rule", "because")
-    assert (decision.allowed, decision.rule, decision.reason, decision.status) == (False, "some-rule", "because", 403)
+    assert (decision.allowed, decision.rule, decision.reason, decision.until) == (False, "some-rule", "because", None)
+    # A decision says nothing of HTTP: the web's table gives the status, by rule (web/statuses.py).
+    assert [f.name for f in dataclasses.fields(Decision)] == ["allowed", "rule", "reason", "until"]
 
 
 def test_as_dict() -> None:
     until = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert Decision.deny("r", "why", status=429, until=until).as_dict() == {
+    assert Decision.deny("r", "why", until=until).as_dict() == {
         "allowed": False, "rule": "r", "reason": "why", "until": "2026-01-02T03:04:05+00:00"}
     assert Decision.allow().as_dict() == {"allowed": True, "rule": "allowed", "reason": "", "until": None}
 
@@ -37,15 +39,21 @@ def test_decisions_are_immutable() -> None:
         decision.allowed = True  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(("make", "status"), [(bad_request, 400), (forbidden, 403)])
-def test_denied_carries_its_decision(make: object, status: int) -> None:
-    denied = make("the-rule", "the reason")  # type: ignore[operator]
+def test_denied_carries_its_decision() -> None:
+    until = datetime(2026, 1, 2, tzinfo=UTC)
+    denied = Denied.by("the-rule", "the reason", until=until)
     assert isinstance(denied, Denied)
     assert str(denied) == "the reason"
-    assert denied.decision == Decision.deny("the-rule", "the reason", status=status)
+    assert denied.decision == Decision.deny("the-rule", "the reason", until=until)
     with pytest.raises(Denied) as info:
         raise denied
-    assert info.value.decision.status == status
+    assert info.value.decision.rule == "the-rule"
+
+
+def test_not_found_is_a_denial_by_its_rule() -> None:
+    missing = not_found("no project named 'nope'")
+    assert isinstance(missing, Denied) and str(missing) == "no project named 'nope'"
+    assert missing.decision == Decision.deny(NOT_FOUND, "no project named 'nope'") and NOT_FOUND == "not-found"
 
 
 # -- clock ----------------------------------------------------------------------------------

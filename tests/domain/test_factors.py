@@ -11,6 +11,7 @@ import pytest
 
 from moorage.domain import factors as rules
 from moorage.domain.factors import TotpOutcome
+from moorage.web.statuses import status_of
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 # 10 s into a 30-second step, so "now" is plainly inside one step.
@@ -70,7 +71,7 @@ def test_wrong_and_malformed_codes_are_refused_with_their_own_sentences() -> Non
     assert "wrong" in reasons[TotpOutcome.WRONG]
     assert "already used" in reasons[TotpOutcome.REUSED]
     assert "6 digits" in reasons[TotpOutcome.MALFORMED]
-    assert all(rules.totp_refusal(rules.TotpCheck(o)).status == 401 for o in reasons)
+    assert all(status_of(rules.totp_refusal(rules.TotpCheck(o))) == 401 for o in reasons)
 
 
 def test_the_otpauth_address_names_the_issuer_and_the_account() -> None:

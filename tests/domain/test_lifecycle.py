@@ -18,6 +18,7 @@ from moorage.domain.lifecycle import (
     release_facts,
     upload_window_closes,
 )
+from moorage.web.statuses import status_of
 
 T0 = datetime(2026, 11, 2, 9, 14, tzinfo=UTC)
 POLICY = LifecyclePolicy()
@@ -36,7 +37,7 @@ def test_the_window_is_open_until_14_days_after_the_first_file() -> None:
     assert just_before.allowed and just_before.until == T0 + timedelta(days=14)
     at_close = check_upload_window(release(), POLICY, T0 + timedelta(days=14))
     assert not at_close.allowed
-    assert at_close.rule == "upload-window" and at_close.status == 400
+    assert at_close.rule == "upload-window" and status_of(at_close) == 400
     assert "2026-11-16 09:14 UTC" in at_close.reason and "14 days after its first file" in at_close.reason
 
 
@@ -63,7 +64,7 @@ def test_who_may_yank() -> None:
     assert may_yank(OWNER, "demo").allowed and may_yank(ADMIN, "demo").allowed
     for actor in (MAINTAINER, STRANGER):
         refused = may_yank(actor, "demo")
-        assert not refused.allowed and refused.rule == "not-an-owner" and refused.status == 403
+        assert not refused.allowed and refused.rule == "not-an-owner" and status_of(refused) == 403
 
 
 def test_reopen_is_bounded_for_owners_not_for_admins() -> None:
@@ -115,7 +116,7 @@ def test_a_file_is_deletable_for_72_hours_after_its_upload() -> None:
     at_71h59 = may_delete_file(OWNER, "demo", None, FINAL, POLICY, T0 + timedelta(hours=71, minutes=59))
     assert at_71h59.allowed and at_71h59.until == T0 + timedelta(hours=72)
     at_72h01 = may_delete_file(OWNER, "demo", None, FINAL, POLICY, T0 + timedelta(hours=72, minutes=1))
-    assert not at_72h01.allowed and at_72h01.rule == "deletion-window" and at_72h01.status == 403
+    assert not at_72h01.allowed and at_72h01.rule == "deletion-window" and status_of(at_72h01) == 403
     assert "within 72 hours of upload" in at_72h01.reason and "uploaded 2026-11-02 09:14 UTC" in at_72h01.reason
     assert at_72h01.until is None
 

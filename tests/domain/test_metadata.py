@@ -15,6 +15,7 @@ from moorage.domain.metadata import (
     check_agreement,
     parse_metadata,
 )
+from moorage.web.statuses import status_of
 
 
 def text(*lines: str, body: str = "") -> bytes:
@@ -28,7 +29,7 @@ def meta(version: str = "2.1", name: str = "Foo-Bar", release: str = "1.0", *ext
 def refused(raw: bytes) -> Denied:
     with pytest.raises(Denied) as info:
         parse_metadata(raw)
-    assert info.value.decision.status == 400
+    assert status_of(info.value.decision) == 400
     return info.value
 
 
@@ -96,7 +97,7 @@ def test_any_bytes_are_parsed_or_refused_never_crash(raw: bytes) -> None:
     try:
         parsed = parse_metadata(raw)
     except Denied as denied:
-        assert denied.decision.status == 400 and denied.decision.reason
+        assert status_of(denied.decision) == 400 and denied.decision.reason
         return
     assert parsed.metadata_version in SUPPORTED_METADATA_VERSIONS
 
@@ -107,7 +108,7 @@ def test_any_header_lines_are_parsed_or_refused_never_crash(lines: list[str]) ->
     try:
         parse_metadata(raw)
     except Denied as denied:
-        assert denied.decision.status == 400
+        assert status_of(denied.decision) == 400
 
 
 # -- what real files carry: accepted as PyPI does, or more leniently on purpose (docs/api.md) -----
@@ -266,7 +267,7 @@ def test_agreeing_form_file_and_filename(dist: object, form_name: str, form_vers
 def disagree(metadata: CoreMetadata, dist: object, name: str, version: str) -> Denied:
     with pytest.raises(Denied) as info:
         check_agreement(metadata, dist, name, version)  # type: ignore[arg-type]
-    assert info.value.decision.status == 400
+    assert status_of(info.value.decision) == 400
     return info.value
 
 

@@ -16,6 +16,7 @@ from moorage.domain.names import (
     normalize,
     similarity_key,
 )
+from moorage.web.statuses import status_of
 
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 # Valid names: letters and digits at both ends, . _ - inside.
@@ -67,7 +68,7 @@ def test_invalid_names(name: str) -> None:
     assert not is_valid_name(name)
     decision = check_name(name)
     assert not decision.allowed
-    assert (decision.rule, decision.status) == ("invalid-name", 400)
+    assert (decision.rule, status_of(decision)) == ("invalid-name", 400)
     assert repr(name) in decision.reason
 
 
@@ -145,14 +146,14 @@ def test_a_fresh_valid_name_is_allowed() -> None:
 def test_a_prohibited_name_is_refused_in_any_spelling(name: str) -> None:
     decision = check_new_name(name, prohibited=frozenset({"forbidden-name"}), similar_existing=None)
     assert not decision.allowed
-    assert (decision.rule, decision.status) == ("prohibited-name", 400)
+    assert (decision.rule, status_of(decision)) == ("prohibited-name", 400)
     assert "'forbidden-name' is prohibited" in decision.reason
 
 
 def test_a_look_alike_of_an_existing_project_is_refused() -> None:
     decision = check_new_name("foobar", prohibited=frozenset(), similar_existing="foo-bar")
     assert not decision.allowed
-    assert (decision.rule, decision.status) == ("similar-name", 400)
+    assert (decision.rule, status_of(decision)) == ("similar-name", 400)
     assert "'foobar'" in decision.reason and "'foo-bar'" in decision.reason
 
 

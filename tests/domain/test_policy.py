@@ -29,6 +29,7 @@ from moorage.domain.policy import (
     file_over_limit,
     missing_file,
 )
+from moorage.web.statuses import status_of
 
 KiB = 1024
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -51,13 +52,13 @@ def test_a_file_at_the_limit_is_allowed() -> None:
 def test_a_file_over_the_limit_is_refused() -> None:
     decision = check_file_size(100 * KiB, UploadPolicy(max_file_size=64 * KiB))
     assert not decision.allowed
-    assert (decision.rule, decision.status) == ("file-size-limit", 400)
+    assert (decision.rule, status_of(decision)) == ("file-size-limit", 400)
     assert decision.reason == "the file is 100 KiB; the limit is 64 KiB per file"
 
 
 def test_an_empty_file_is_refused() -> None:
     decision = check_file_size(0, UploadPolicy())
-    assert (decision.allowed, decision.rule, decision.status) == (False, "empty-file", 400)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "empty-file", 400)
 
 
 def test_the_default_limits() -> None:
@@ -98,7 +99,7 @@ def test_just_over_the_limit_reads_as_over(limit: int) -> None:
 
 def test_a_file_that_passed_the_limit_while_received() -> None:
     decision = file_over_limit(UploadPolicy(max_file_size=64 * KiB))
-    assert (decision.allowed, decision.rule, decision.status) == (False, "file-size-limit", 400)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "file-size-limit", 400)
     assert decision.reason.startswith("the file is larger than 64 KiB")
     assert "64 KiB per file" in decision.reason
 
@@ -108,7 +109,7 @@ def test_project_size_boundary() -> None:
     policy = UploadPolicy(max_project_size=200 * KiB)
     assert check_project_size(150 * KiB, 50 * KiB, policy).allowed
     decision = check_project_size(150 * KiB, 60 * KiB, policy)
-    assert (decision.allowed, decision.rule, decision.status) == (False, "project-size-limit", 400)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "project-size-limit", 400)
     assert decision.reason == "the project would grow to 210 KiB; the limit is 200 KiB per project"
     decision = check_project_size(150 * KiB, 50 * KiB + 1, policy)
     assert decision.reason == "the project would grow to 204801 bytes; the limit is 204800 bytes per project"
@@ -153,7 +154,7 @@ def token(*, projects: frozenset[str] = frozenset(), expires_at: datetime | None
 
 def test_no_token_is_refused() -> None:
     decision = check_token(None, NOW)
-    assert (decision.allowed, decision.rule, decision.status) == (False, "invalid-token", 403)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "invalid-token", 403)
     assert decision.reason == "invalid or non-existent authentication information"
 
 
@@ -166,14 +167,14 @@ def test_a_live_token_is_allowed() -> None:
 def test_an_expired_token_is_refused(expired_by: timedelta) -> None:
     expires = datetime(2026, 2, 27, 9, 30, tzinfo=UTC)
     decision = check_token(token(expires_at=expires), expires + expired_by)
-    assert (decision.allowed, decision.rule, decision.status) == (False, "token-expired", 403)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "token-expired", 403)
     assert decision.reason == "the API token abc123 expired on 2026-02-27 09:30 UTC"
 
 
 def test_a_revoked_token_is_refused_and_says_so() -> None:
     revoked = datetime(2026, 2, 28, 8, 15, tzinfo=UTC)
     decision = check_token(token(revoked_at=revoked, expires_at=NOW + timedelta(days=1)), NOW)
-    assert (decision.allowed, decision.rule, decision.status) == (False, "invalid-token", 403)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "invalid-token", 403)
     assert decision.reason == "the API token abc123 was revoked on 2026-02-28 08:15 UTC"
 
 
@@ -186,7 +187,7 @@ def test_token_validity_depends_only_on_the_instant_passed_in(now: datetime, exp
     decision = check_token(token(expires_at=expires, revoked_at=revoked), now)
     assert decision.allowed == (revoked is None and (expires is None or now < expires))
     if not decision.allowed:
-        assert decision.status == 403 and "abc123" in decision.reason
+        assert status_of(decision) == 403 and "abc123" in decision.reason
 
 
 # -- scope ----------------------------------------------------------------------------------
@@ -203,7 +204,7 @@ def test_a_token_scoped_to_a_new_name_may_create_it() -> None:
 def test_a_token_scoped_elsewhere_is_refused(exists: bool) -> None:
     scoped = token(projects=frozenset({"zeta", "alpha"}))
     decision = check_upload_scope(scoped, "target", project_exists=exists, is_owner_or_maintainer=True)
-    assert (decision.allowed, decision.rule, decision.status) == (False, "token-scope", 403)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "token-scope", 403)
     assert decision.reason == "the API token abc123 is scoped to alpha, zeta, not 'target'"
 
 
@@ -211,7 +212,7 @@ def test_a_token_scoped_elsewhere_is_refused(exists: bool) -> None:
 def test_an_existing_project_needs_an_owner_or_maintainer(projects: frozenset[str]) -> None:
     view = token(projects=projects)
     decision = check_upload_scope(view, "target", project_exists=True, is_owner_or_maintainer=False)
-    assert (decision.allowed, decision.rule, decision.status) == (False, "not-a-maintainer", 403)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "not-a-maintainer", 403)
     assert decision.reason == "the user 'alice' is not an owner or maintainer of 'target'"
     assert check_upload_scope(view, "target", project_exists=True, is_owner_or_maintainer=True).allowed
 
@@ -245,7 +246,7 @@ def test_a_deleted_projects_name_is_its_previous_owners_or_an_admins() -> None:
     assert check_uploader(token(), "gone", Standing(exists=True, deleted=True, is_admin=True)).allowed
     for role in ("maintainer", None):
         decision = check_uploader(token(), "gone", Standing(exists=True, deleted=True, role=role))
-        assert (decision.allowed, decision.rule, decision.status) == (False, "name-tombstoned", 403)
+        assert (decision.allowed, decision.rule, status_of(decision)) == (False, "name-tombstoned", 403)
 
 
 def test_the_tombstone_is_checked_before_the_tokens_scope() -> None:
@@ -259,13 +260,13 @@ def test_digests_given_must_match() -> None:
     actual = {"md5": "a" * 32, "sha256": "b" * 64, "blake2_256": "c" * 64}
     assert check_digests({"md5": None, "sha256": " " + "B" * 64 + "\n", "blake2_256": ""}, actual).allowed
     decision = check_digests({"md5": "a" * 32, "sha256": "d" * 64, "blake2_256": None}, actual)
-    assert (decision.allowed, decision.rule, decision.status) == (False, "digest-mismatch", 400)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "digest-mismatch", 400)
     assert decision.reason == "the sha256 digest supplied does not match the uploaded file"
 
 
 def test_a_form_without_the_file() -> None:
     decision = missing_file()
-    assert (decision.allowed, decision.rule, decision.status) == (False, "missing-file", 400)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "missing-file", 400)
 
 
 # -- a filename accepted before ---------------------------------------------------------------
@@ -279,7 +280,7 @@ def test_the_same_file_again_is_allowed_and_changes_nothing() -> None:
 
 def test_other_bytes_under_a_known_filename_are_refused() -> None:
     decision = check_known_file(KNOWN, "demo", Version("1.0"), "f" * 64)
-    assert (decision.allowed, decision.rule, decision.status) == (False, "file-exists", 400)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "file-exists", 400)
     assert decision.reason.startswith("File already exists")
 
 
@@ -295,7 +296,7 @@ def test_a_known_file_named_by_another_project_or_version_is_refused() -> None:
 def test_a_deleted_files_name_is_never_uploaded_again() -> None:
     deleted = dataclasses.replace(KNOWN, deleted_at=datetime(2026, 2, 27, 9, 30, tzinfo=UTC))
     decision = check_known_file(deleted, "demo", Version("1.0"), "e" * 64)  # even the same bytes
-    assert (decision.allowed, decision.rule, decision.status) == (False, "file-deleted", 400)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "file-deleted", 400)
     assert decision.reason == ("demo-1.0-py3-none-any.whl was deleted on 2026-02-27 09:30 UTC and a deleted "
                                "filename is never uploaded again; an admin can restore it")
 
@@ -304,5 +305,5 @@ def test_one_sdist_per_release() -> None:
     assert check_one_sdist("sdist", False, "demo", Version("1.0")).allowed
     assert check_one_sdist("bdist_wheel", True, "demo", Version("1.0")).allowed
     decision = check_one_sdist("sdist", True, "demo", Version("1.0"))
-    assert (decision.allowed, decision.rule, decision.status) == (False, "one-sdist-per-release", 400)
+    assert (decision.allowed, decision.rule, status_of(decision)) == (False, "one-sdist-per-release", 400)
     assert decision.reason == "release 1.0 of 'demo' already has a source distribution"

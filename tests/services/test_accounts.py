@@ -16,6 +16,7 @@ from moorage.services.context import Context
 from moorage.store.tables import events, tokens, users
 from tests.services.conftest import START
 from tests.services.helpers import all_events, rows, snapshot
+from tests.support.refusals import raises_not_found
 
 PASSWORD = "correct horse battery staple"
 
@@ -146,11 +147,11 @@ def test_token_expiry_must_be_positive(ctx: Context, days: int) -> None:
 
 
 def test_token_for_unknown_user(ctx: Context) -> None:
-    with pytest.raises(accounts.NotFound):
+    with raises_not_found():
         accounts.create_token(ctx, "nobody")
     assert rows(ctx, tokens) == []
     assert all_events(ctx) == []
-    with pytest.raises(accounts.NotFound):
+    with raises_not_found():
         accounts.list_tokens(ctx, "nobody")
 
 
@@ -220,7 +221,7 @@ def test_revoke_token(ctx: Context, clock: ManualClock) -> None:
     accounts.revoke_token(ctx, token_id)
     assert snapshot(ctx) == before
 
-    with pytest.raises(accounts.NotFound):
+    with raises_not_found():
         accounts.revoke_token(ctx, "0123456789ab")
     assert snapshot(ctx) == before
 

@@ -10,11 +10,11 @@ import pytest
 from moorage.domain.clock import ManualClock
 from moorage.domain.decisions import Denied
 from moorage.services import accounts, deletion
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.store import queries
 from tests.services.helpers import all_events, blob_listing, snapshot, upload
 from tests.support.dists import make_sdist, make_wheel
+from tests.support.refusals import raises_not_found
 
 
 @pytest.fixture
@@ -125,9 +125,9 @@ def test_restore_refuses_when_the_bytes_are_gone(ctx: Context, project: dict[str
 
 
 def test_unknown_targets(ctx: Context, project: dict[str, str]) -> None:
-    with pytest.raises(NotFound):
+    with raises_not_found():
         deletion.delete(ctx, "gone-soon", "1.0", "nope-1.0.tar.gz", as_user="alice")
-    with pytest.raises(NotFound):
+    with raises_not_found():
         deletion.restore(ctx, "gone-soon", reason="not deleted")
 
 

@@ -32,7 +32,9 @@ from moorage.services.context import Context
 from moorage.services.factors import Proof, RelyingParty
 from moorage.services.sessions import SessionUser
 from moorage.store.tables import events, log_entries, recovery_codes, second_factors, sign_in_failures, web_sessions
+from moorage.web.statuses import status_of
 from tests.services.helpers import count, rows
+from tests.support.refusals import raises_not_found
 
 PASSWORD = "correct horse battery staple"
 ADDRESS = "192.0.2.7"
@@ -80,7 +82,7 @@ def _refused(call: object, *args: object, **kwargs: object) -> tuple[str, int, s
     with pytest.raises(Denied) as refused:
         call(*args, **kwargs)  # type: ignore[operator]
     d = refused.value.decision
-    return d.rule, d.status, d.reason
+    return d.rule, status_of(d), d.reason
 
 
 def _b64(data: bytes) -> str:
@@ -193,7 +195,7 @@ def test_five_wrong_codes_lock_the_account_like_wrong_passwords_until_the_lockou
     with pytest.raises(Denied) as locked:
         factors.finish_sign_in(ctx, pending, Proof("totp", _code(secret, clock)), address=ADDRESS, rp=RP)
     decision = locked.value.decision
-    assert (decision.rule, decision.status) == ("sign-in-rate-limit", 429)
+    assert (decision.rule, status_of(decision)) == ("sign-in-rate-limit", 429)
     assert decision.reason.startswith("too many failed sign-ins for this account; try again after ")
     password_lock = _refused(sessions.sign_in, ctx, "alice", PASSWORD, address=ADDRESS)
     assert password_lock == ("sign-in-rate-limit", 429, decision.reason)
@@ -351,7 +353,7 @@ def test_removing_the_last_factor_needs_a_fresh_check_or_a_recovery_code(ctx: Co
     assert count(ctx, recovery_codes) == 0  # they belonged to the factors
     # Signing in is one step again.
     assert sessions.current_user(ctx, sessions.sign_in(ctx, "alice", PASSWORD, address=ADDRESS)) is not None
-    with pytest.raises(accounts.NotFound):
+    with raises_not_found():
         factors.remove_factor(ctx, user, factor.id)
     del secret
 
@@ -366,7 +368,7 @@ def test_removing_one_of_two_factors_keeps_the_recovery_codes(ctx: Context, cloc
     accounts.add_user(ctx, "bob", password=PASSWORD)
     _sid, bob = _signed_in(ctx, "bob")
     (alice_factor,) = factors.list_factors(ctx, user.user_id)
-    with pytest.raises(accounts.NotFound):
+    with raises_not_found():
         factors.remove_factor(ctx, bob, alice_factor.id)
 
 
@@ -499,7 +501,7 @@ def test_an_operator_resets_the_factors_of_a_locked_out_user_with_a_reason(ctx: 
     assert args.func(args) == 0
     assert len([e for e in rows(ctx, events) if e.action == "factors-reset"]) == 1
     assert _refused(factors.reset_factors, ctx, "alice", reason="  ")[0] == "reason-required"
-    with pytest.raises(accounts.NotFound):
+    with raises_not_found():
         factors.reset_factors(ctx, "nobody", reason="x")
 
 

@@ -8,11 +8,11 @@ import pytest
 
 from moorage.domain.decisions import Denied
 from moorage.services import accounts, handover, roles
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.store import queries
 from tests.services.helpers import all_events, upload
 from tests.support.dists import make_wheel
+from tests.support.refusals import raises_not_found
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_an_invitation_takes_effect_when_accepted(ctx: Context, project: str) ->
     assert _roles(ctx) == [("alice", "owner")]
     assert handover.answer(ctx, project, as_user="bob") == "maintainer"
     assert _roles(ctx) == [("alice", "owner"), ("bob", "maintainer")]
-    with pytest.raises(NotFound):
+    with raises_not_found():
         handover.answer(ctx, project, as_user="bob")  # nothing open any more
     handover.invite(ctx, project, "carol", as_user="alice")
     assert handover.answer(ctx, project, as_user="carol", accept=False) == "declined"

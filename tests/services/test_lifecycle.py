@@ -11,11 +11,11 @@ import pytest
 from moorage.domain.clock import ManualClock
 from moorage.domain.decisions import Denied
 from moorage.services import accounts, lifecycle
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.store.queries import load_project
 from tests.services.helpers import all_events, snapshot, upload
 from tests.support.dists import make_sdist, make_wheel
+from tests.support.refusals import raises_not_found
 
 
 @pytest.fixture
@@ -60,11 +60,11 @@ def test_only_owners_and_admins_yank(ctx: Context, release: list[str]) -> None:
 
 
 def test_unknown_targets(ctx: Context, release: list[str]) -> None:
-    with pytest.raises(NotFound):
+    with raises_not_found():
         lifecycle.yank(ctx, "nope", "1.0")
-    with pytest.raises(NotFound):
+    with raises_not_found():
         lifecycle.yank(ctx, "life-cycle", "9.9")
-    with pytest.raises(NotFound):
+    with raises_not_found():
         lifecycle.yank(ctx, "life-cycle", "1.0", "other-1.0.tar.gz")
     with pytest.raises(Denied) as refused:
         lifecycle.yank(ctx, "life-cycle", "not a version")
@@ -139,7 +139,7 @@ def test_archive_refuses_uploads_with_its_reason_and_unarchive_lifts_it(
 
 
 def test_deprecate_with_a_successor(ctx: Context, token: str, release: list[str], dists: Path) -> None:
-    with pytest.raises(NotFound):
+    with raises_not_found():
         lifecycle.set_status(ctx, "life-cycle", "deprecated", successor="nowhere", as_user="alice")
     upload(ctx, token, make_wheel(dists, "next-gen", "1.0"))
     lifecycle.set_status(ctx, "life-cycle", "deprecated", reason="use next-gen", successor="Next_Gen",

@@ -8,10 +8,10 @@ import pytest
 
 from moorage.domain.decisions import Denied
 from moorage.services import accounts, roles
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from tests.services.helpers import all_events, upload
 from tests.support.dists import make_wheel
+from tests.support.refusals import raises_not_found
 
 
 @pytest.fixture
@@ -55,9 +55,9 @@ def test_the_last_owner_cannot_leave_or_be_demoted(ctx: Context, project: str) -
 
 
 def test_unknown_project_user_or_role(ctx: Context, project: str) -> None:
-    with pytest.raises(NotFound):
+    with raises_not_found():
         roles.set_role(ctx, "nope", "alice", "owner", actor="x")
-    with pytest.raises(NotFound):
+    with raises_not_found():
         roles.set_role(ctx, project, "nobody", "owner", actor="x")
     with pytest.raises(Denied) as refused:
         roles.set_role(ctx, project, "alice", "admin", actor="x")

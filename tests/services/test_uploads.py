@@ -16,6 +16,7 @@ from moorage.services import accounts
 from moorage.services.context import Context
 from moorage.services.uploads import UploadForm, upload_file
 from moorage.store.tables import filename_registry, files, projects, releases, roles, users
+from moorage.web.statuses import status_of
 from tests.services.conftest import START, START_PEP700
 from tests.services.helpers import (
     all_events,
@@ -160,7 +161,7 @@ def test_different_bytes_under_a_known_filename_are_refused(
     with pytest.raises(Denied) as err:
         upload(ctx, token, other)
     assert err.value.decision.rule == "file-exists"
-    assert err.value.decision.status == 400
+    assert status_of(err.value.decision) == 400
     assert snapshot(ctx) == before
     assert blob_listing(ctx) == blobs
     assert not ctx.blobs.exists(other.sha256)

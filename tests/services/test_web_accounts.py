@@ -10,11 +10,12 @@ import pytest
 from moorage.domain.clock import ManualClock
 from moorage.domain.decisions import Denied
 from moorage.services import accounts, prohibited, sessions
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.store.tables import events, sign_in_failures, web_sessions
+from moorage.web.statuses import status_of
 from tests.services.helpers import count, rows, snapshot, upload
 from tests.support.dists import make_wheel
+from tests.support.refusals import raises_not_found
 
 PASSWORD = "correct horse battery staple"
 
@@ -50,11 +51,11 @@ def test_five_failures_lock_the_account_for_the_lockout_then_it_opens(ctx: Conte
     for _ in range(5):
         with pytest.raises(Denied) as wrong:
             sessions.sign_in(ctx, "alice", "guess", address="10.0.0.9")
-        assert (wrong.value.decision.rule, wrong.value.decision.status) == ("sign-in-failed", 401)
+        assert (wrong.value.decision.rule, status_of(wrong.value.decision)) == ("sign-in-failed", 401)
         clock.advance(timedelta(seconds=10))
     with pytest.raises(Denied) as locked:
         sessions.sign_in(ctx, "alice", PASSWORD, address="10.0.0.9")  # even the right password
-    assert (locked.value.decision.rule, locked.value.decision.status) == ("sign-in-rate-limit", 429)
+    assert (locked.value.decision.rule, status_of(locked.value.decision)) == ("sign-in-rate-limit", 429)
     # The lock lifts when the oldest of the five failures is older than the lockout.
     assert locked.value.decision.until is not None
     clock.set(locked.value.decision.until)
@@ -99,7 +100,7 @@ def test_an_admin_prohibits_a_name_with_a_reason_and_uploads_of_it_and_look_alik
         assert snapshot(ctx) == before
     prohibited.lift_prohibition(ctx, "pillow-2", reason="released to its owner", as_user="root")
     upload(ctx, token, make_wheel(tmp_path / "ok", "pillow-2", "1.0"))
-    with pytest.raises(NotFound):
+    with raises_not_found():
         prohibited.lift_prohibition(ctx, "pillow-2", reason="twice", as_user="root")
     actions = [e.action for e in rows(ctx, events) if e.action.startswith("name-")]
     assert actions == ["name-prohibited", "name-unprohibited"]

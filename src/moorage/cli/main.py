@@ -19,14 +19,20 @@ from moorage import __version__
 from moorage.cli import admin, db, deletion, lifecycle, records, roles, serve, users
 from moorage.cli.common import EXIT_DENIED, EXIT_NOT_FOUND, err, loaded
 from moorage.config import ConfigError, Settings
-from moorage.domain.decisions import Denied
+from moorage.domain.decisions import NOT_FOUND, Decision, Denied
 from moorage.log.note import NoteError
-from moorage.services.accounts import NotFound
 from moorage.store import preflight
 
 __all__ = ["EXIT_CLOSED_PIPE", "EXIT_DENIED", "EXIT_NOT_FOUND", "build_parser", "main"]
 
 EXIT_CLOSED_PIPE = 141  # as a shell's writer killed by SIGPIPE: `moorage events | head` ends quietly
+# The exit status of a refusal, by its rule id: what was named is not there (4), or any other
+# rule refused (3). The HTTP status of a rule is the web's table (web/statuses.py).
+EXIT_STATUS = {NOT_FOUND: EXIT_NOT_FOUND}
+
+
+def exit_status(decision: Decision) -> int:
+    return EXIT_STATUS.get(decision.rule, EXIT_DENIED)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,15 +80,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"moorage: {explained}")
         return 2
     except Denied as denied:
-        if getattr(args, "json", False):
-            print(json.dumps(denied.decision.as_dict()))
-        err.print(f"moorage: refused ({denied.decision.rule}): {denied.decision.reason}")
-        return EXIT_DENIED
-    except NotFound as exc:
-        err.print(f"moorage: {exc}")
-        return EXIT_NOT_FOUND
+        return _refused(args, denied.decision)
     except KeyboardInterrupt:
         return 130
+
+
+def _refused(args: argparse.Namespace, decision: Decision) -> int:
+    """A refusal's line on standard error (and, with --json, its decision on standard output);
+    what was not found is said as it is, without a rule or the JSON."""
+    if decision.rule == NOT_FOUND:
+        err.print(f"moorage: {decision.reason}")
+    else:
+        if getattr(args, "json", False):
+            print(json.dumps(decision.as_dict()))
+        err.print(f"moorage: refused ({decision.rule}): {decision.reason}")
+    return exit_status(decision)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from moorage.dists import zipframe
-from moorage.domain.decisions import Decision, Denied
+from moorage.domain.decisions import Denied
 from moorage.domain.filenames import DistFilename
 from moorage.domain.names import normalize
 from moorage.domain.policy import UploadPolicy
@@ -43,11 +43,11 @@ class ArchiveInfo:
 
 
 def _unsafe(reason: str) -> Denied:
-    return Denied(Decision.deny("unsafe-archive", reason, status=400))
+    return Denied.by("unsafe-archive", reason)
 
 
 def _invalid(reason: str) -> Denied:
-    return Denied(Decision.deny("invalid-archive", reason, status=400))
+    return Denied.by("invalid-archive", reason)
 
 
 def _check_member_name(name: str) -> list[str]:

@@ -79,7 +79,7 @@ def check_two_factor(policy: AccountPolicy, project: str | None, critical: Criti
              else "every account")
     return Decision.deny("two-factor-required",
                          f"{where} must use two-factor authentication: {account} has no second factor; enrol one "
-                         "(TOTP app or security key) on the account page", status=403)
+                         "(TOTP app or security key) on the account page")
 
 
 def check_upload_token(policy: AccountPolicy, project: str, critical: CriticalFacts | None,
@@ -91,7 +91,7 @@ def check_upload_token(policy: AccountPolicy, project: str, critical: CriticalFa
              if critical is not None else "this index requires two-factor authentication of every account")
     return Decision.deny("two-factor-required",
                          f"{where}: uploads need an API token created by an account with a second factor; "
-                         "enrol a factor on the account page, then create a new token", status=403)
+                         "enrol a factor on the account page, then create a new token")
 
 
 def check_token_use(policy: AccountPolicy, created_at: datetime, last_used_at: datetime | None,
@@ -105,7 +105,7 @@ def check_token_use(policy: AccountPolicy, created_at: datetime, last_used_at: d
         return Decision.allow(until=expires)
     return Decision.deny("token-unused", f"this token was not used since {_when(since)} and expired on "
                          f"{_when(expires)} (tokens unused for {describe(policy.token_unused_expiry)} stop working); "
-                         "create a new one", status=403)
+                         "create a new one")
 
 
 def critical_threshold(policy: AccountPolicy, counts: dict[str, int]) -> set[str]:

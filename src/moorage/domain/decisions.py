@@ -1,12 +1,21 @@
 """A decision: allowed, or denied with a rule id, a sentence and when it may change.
 
-The same object feeds the HTTP error, the CLI message and (later) the web page.
+The same object feeds the HTTP answer, the CLI message and the web page. It says nothing of
+HTTP: how each rule is answered there is the web's table (web/statuses.py), by rule id; the
+command line's exit status is by rule id too (cli/main.py).
+
+There is one way to say no: raise ``Denied`` with the decision (``require(decision)``, or
+``Denied.by(rule, reason)`` for a denial made on the spot). What was named and is not there (a
+project, a release, a user, ...) is a denial too, by the rule ``not-found``: ``not_found(reason)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+
+# The rule of a refusal because what was named does not exist (web: 404; CLI: exit status 4).
+NOT_FOUND = "not-found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,16 +24,14 @@ class Decision:
     rule: str
     reason: str
     until: datetime | None = None
-    # HTTP status a web caller should use when this denial is rendered.
-    status: int = 403
 
     @classmethod
     def allow(cls, rule: str = "allowed", reason: str = "", until: datetime | None = None) -> Decision:
         return cls(True, rule, reason, until)
 
     @classmethod
-    def deny(cls, rule: str, reason: str, *, status: int = 403, until: datetime | None = None) -> Decision:
-        return cls(False, rule, reason, until, status)
+    def deny(cls, rule: str, reason: str, *, until: datetime | None = None) -> Decision:
+        return cls(False, rule, reason, until)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -42,6 +49,11 @@ class Denied(Exception):
         super().__init__(decision.reason)
         self.decision = decision
 
+    @classmethod
+    def by(cls, rule: str, reason: str, *, until: datetime | None = None) -> Denied:
+        """The refusal of a rule decided on the spot: ``raise Denied.by("rule-id", "why not")``."""
+        return cls(Decision.deny(rule, reason, until=until))
+
 
 def require(decision: Decision) -> None:
     """Carry on if the decision allows; otherwise raise it as a refusal."""
@@ -49,9 +61,6 @@ def require(decision: Decision) -> None:
         raise Denied(decision)
 
 
-def bad_request(rule: str, reason: str) -> Denied:
-    return Denied(Decision.deny(rule, reason, status=400))
-
-
-def forbidden(rule: str, reason: str) -> Denied:
-    return Denied(Decision.deny(rule, reason, status=403))
+def not_found(reason: str) -> Denied:
+    """What was named is not there: ``raise not_found(f"no project named {name!r}")``."""
+    return Denied.by(NOT_FOUND, reason)

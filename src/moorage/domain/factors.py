@@ -104,11 +104,11 @@ def check_totp(secret: str, code: str, now: datetime, last_step: int | None) -> 
 def totp_refusal(check: TotpCheck) -> Decision:
     """The sentence for a refused code (the caller counts it as a failed sign-in)."""
     if check.outcome is TotpOutcome.MALFORMED:
-        return Decision.deny("second-factor-failed", "a code from an authenticator app is 6 digits", status=401)
+        return Decision.deny("second-factor-failed", "a code from an authenticator app is 6 digits")
     if check.outcome is TotpOutcome.REUSED:
         return Decision.deny("second-factor-failed", "this code was already used; wait for the next one "
-                             f"(a new code every {TOTP_STEP} seconds)", status=401)
-    return Decision.deny("second-factor-failed", "the code is wrong (is the device's clock right?)", status=401)
+                             f"(a new code every {TOTP_STEP} seconds)")
+    return Decision.deny("second-factor-failed", "the code is wrong (is the device's clock right?)")
 
 
 def format_recovery_code(raw: bytes) -> str:
@@ -152,6 +152,5 @@ def check_fresh_factor(*, has_factor: bool, factor_at: datetime | None, now: dat
     last = ("this session has not passed one yet" if factor_at is None
             else f"the last was at {factor_at:%d %b %Y %H:%M} UTC")
     return Decision.deny("fresh-factor-required",
-                         f"{what} needs a second-factor check within the last {describe(window)}; {last}",
-                         status=403)
+                         f"{what} needs a second-factor check within the last {describe(window)}; {last}")
 

@@ -14,7 +14,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from moorage.domain.decisions import Decision, Denied
+from moorage.domain.decisions import Denied
 
 PackageType = Literal["sdist", "bdist_wheel"]
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -37,7 +37,7 @@ class DistFilename:
 
 
 def _deny(reason: str) -> Denied:
-    return Denied(Decision.deny("invalid-filename", reason, status=400))
+    return Denied.by("invalid-filename", reason)
 
 
 def parse_filename(filename: str, filetype: str) -> DistFilename:
@@ -58,11 +58,7 @@ def parse_filename(filename: str, filetype: str) -> DistFilename:
         return DistFilename(filename, name_part, version, "bdist_wheel", ".".join(pythons), ((name_part, version),))
     if filetype == "sdist":
         return _parse_sdist(filename)
-    raise Denied(
-        Decision.deny(
-            "invalid-filetype", f"unsupported filetype {filetype!r}: use sdist or bdist_wheel", status=400
-        )
-    )
+    raise Denied.by("invalid-filetype", f"unsupported filetype {filetype!r}: use sdist or bdist_wheel")
 
 
 SDIST_SUFFIXES = (".tar.gz", ".zip")

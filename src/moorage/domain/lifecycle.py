@@ -85,7 +85,6 @@ def check_upload_window(release: ReleaseFacts, policy: LifecyclePolicy, now: dat
         "upload-window",
         f"release {release.version} of {release.project} stopped accepting new files on {when(closes)} "
         f"({why}); an owner may reopen it",
-        status=400,
     )
 
 
@@ -99,13 +98,12 @@ def may_reopen(actor: Actor, release: ReleaseFacts, days: timedelta, policy: Lif
                now: datetime) -> Decision:
     if not (actor.is_admin or actor.is_owner):
         return Decision.deny("not-an-owner", f"only an owner of {release.project} or an admin may reopen a release")
-    if days <= timedelta(0):
-        return Decision.deny("reopen-period", "a release is reopened for a positive number of days", status=400)
+    if days <= timedelta(0):  # a policy's reopen_period of none at all (services check given days first)
+        return Decision.deny("invalid-days", "a release is reopened for a positive number of days")
     if days > policy.reopen_period and not actor.is_admin:
         return Decision.deny(
             "reopen-period",
             f"an owner may reopen a release for at most {describe(policy.reopen_period)}; an admin may allow longer",
-            status=403,
         )
     return Decision.allow("reopen", until=now + days)
 
@@ -137,15 +135,15 @@ class ProjectFacts:
 def may_change_status(actor: Actor, project: ProjectFacts, new_status: str, reason: str | None) -> Decision:
     """Owners archive and deprecate; only an admin quarantines or lifts a quarantine, with a reason."""
     if new_status not in STATUSES:
-        return Decision.deny("invalid-status", f"unknown status {new_status!r}: use one of {', '.join(STATUSES)}",
-                             status=400)
+        return Decision.deny("invalid-status", f"unknown status {new_status!r}: use one of {', '.join(STATUSES)}")
     if "quarantined" in (new_status, project.status):
         if not actor.is_admin:
             return Decision.deny("admin-only", "only an admin may quarantine a project or lift a quarantine")
         if not (reason and reason.strip()):
-            # Quarantining without a reason is a bad request; lifting needs one because of the state (409).
-            return Decision.deny("reason-required", "a quarantine and its lifting need a reason",
-                                 status=400 if new_status == "quarantined" else 409)
+            # Quarantining needs a reason as every admin action does; lifting needs one because of
+            # the project's state (the quarantine), which its own rule id says.
+            return Decision.deny("reason-required" if new_status == "quarantined" else "lift-reason-required",
+                                 "a quarantine and its lifting need a reason")
         return Decision.allow()
     if not (actor.is_admin or actor.is_owner):
         return Decision.deny("not-an-owner", f"only an owner of {project.name} or an admin may change its status")
@@ -156,7 +154,7 @@ def may_quarantine_release(actor: Actor, reason: str | None) -> Decision:
     if not actor.is_admin:
         return Decision.deny("admin-only", "only an admin may quarantine a release or lift a quarantine")
     if not (reason and reason.strip()):
-        return Decision.deny("reason-required", "a quarantine and its lifting need a reason", status=400)
+        return Decision.deny("reason-required", "a quarantine and its lifting need a reason")
     return Decision.allow()
 
 
@@ -167,12 +165,11 @@ def check_upload_status(project: ProjectFacts, version: Version, release_quarant
         return Decision.deny(
             "project-archived",
             f"{project.name} is archived and accepts no new uploads{because}; an owner may unarchive it",
-            status=400,
         )
     if project.status == "quarantined":
-        return Decision.deny("project-quarantined", f"{project.name} is quarantined{because}", status=400)
+        return Decision.deny("project-quarantined", f"{project.name} is quarantined{because}")
     if release_quarantined:
-        return Decision.deny("release-quarantined", f"release {version} of {project.name} is quarantined", status=400)
+        return Decision.deny("release-quarantined", f"release {version} of {project.name} is quarantined")
     return Decision.allow()
 
 
@@ -242,14 +239,14 @@ def may_register_deleted_name(actor: Actor, project: str, was_owner: bool) -> De
         return Decision.allow()
     return Decision.deny("name-tombstoned",
                          f"the name {project} belonged to a deleted project; only one of its previous owners "
-                         "or an admin may register it again", status=403)
+                         "or an admin may register it again")
 
 
 def may_restore(actor: Actor, reason: str | None) -> Decision:
     if not actor.is_admin:
         return Decision.deny("admin-only", "only an admin may restore what was deleted")
     if not (reason and reason.strip()):
-        return Decision.deny("reason-required", "a restore needs a reason", status=400)
+        return Decision.deny("reason-required", "a restore needs a reason")
     return Decision.allow()
 
 
@@ -265,7 +262,7 @@ def may_invite(actor: Actor, project: str) -> Decision:
 
 def may_leave(actor: Actor, project: str) -> Decision:
     if actor.role is None:
-        return Decision.deny("no-role", f"{actor.name} has no role on {project} to leave", status=409)
+        return Decision.deny("no-role", f"{actor.name} has no role on {project} to leave")
     return Decision.allow()
 
 
@@ -273,9 +270,9 @@ def may_adopt(actor: Actor, project: ProjectFacts, owners: int, reason: str | No
     if not actor.is_admin:
         return Decision.deny("admin-only", "only an admin may hand an orphaned project to an adopter")
     if not (reason and reason.strip()):
-        return Decision.deny("reason-required", "an adoption needs a reason", status=400)
+        return Decision.deny("reason-required", "an adoption needs a reason")
     if owners:
-        return Decision.deny("not-orphaned", f"{project.name} has owners; they can invite or transfer", status=409)
+        return Decision.deny("not-orphaned", f"{project.name} has owners; they can invite or transfer")
     return Decision.allow()
 
 
@@ -286,9 +283,9 @@ def may_announce_removal(actor: Actor, project: str, grace: timedelta, policy: L
     if grace < policy.removal_grace and not actor.is_admin:
         return Decision.deny("removal-grace",
                              f"a removal is announced at least {describe(policy.removal_grace)} ahead, so the people "
-                             "who depend on the project have time to move", status=403)
-    if grace <= timedelta(0):
-        return Decision.deny("removal-grace", "a removal is announced ahead of time", status=400)
+                             "who depend on the project have time to move")
+    if grace <= timedelta(0):  # a policy's removal_grace of none at all (services check given days first)
+        return Decision.deny("invalid-days", "a removal is announced ahead of time")
     return Decision.allow()
 
 
@@ -296,7 +293,7 @@ def may_cancel_removal(actor: Actor, project: str, removal_at: datetime | None, 
     if not (actor.is_admin or actor.is_owner):
         return Decision.deny("not-an-owner", f"only an owner of {project} or an admin may cancel its removal")
     if removal_at is None:
-        return Decision.deny("no-removal", f"no removal of {project} was announced", status=409)
+        return Decision.deny("no-removal", f"no removal of {project} was announced")
     if removal_in_effect(removal_at, now) and not actor.is_admin:
         return Decision.deny("removal-done", f"the removal of {project} took effect on {when(removal_at)}; "
                              "an admin can still undo it")
@@ -316,8 +313,7 @@ def check_days(days: float | None) -> Decision:
     if days is None:
         return Decision.allow()
     if math.isnan(days) or days <= 0 or days > MAX_DAYS:
-        return Decision.deny("invalid-days", f"a number of days must be above 0 and at most {MAX_DAYS:g}",
-                             status=400)
+        return Decision.deny("invalid-days", f"a number of days must be above 0 and at most {MAX_DAYS:g}")
     return Decision.allow()
 
 
@@ -326,5 +322,5 @@ def may_prohibit_name(actor: Actor, reason: str | None) -> Decision:
     if not actor.is_admin:
         return Decision.deny("admin-only", "only an admin may prohibit a name or lift a prohibition")
     if not (reason and reason.strip()):
-        return Decision.deny("reason-required", "prohibiting a name needs a reason", status=400)
+        return Decision.deny("reason-required", "prohibiting a name needs a reason")
     return Decision.allow()

@@ -16,7 +16,7 @@ from packaging.version import InvalidVersion, Version
 from trove_classifiers import all_classifiers
 
 from moorage.domain import metadata_rules as rules
-from moorage.domain.decisions import Decision, Denied
+from moorage.domain.decisions import Denied
 from moorage.domain.filenames import DistFilename
 from moorage.domain.names import normalize
 
@@ -28,7 +28,7 @@ _PLACEHOLDER = "UNKNOWN"
 
 
 def _deny(rule: str, reason: str) -> Denied:
-    return Denied(Decision.deny(rule, reason, status=400))
+    return Denied.by(rule, reason)
 
 
 @dataclass(frozen=True, slots=True)

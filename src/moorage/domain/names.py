@@ -41,7 +41,6 @@ def check_name(name: str) -> Decision:
             "invalid-name",
             f"{name!r} is not a valid project name: use ASCII letters, digits and . _ - "
             f"(starting and ending with a letter or digit), at most {MAX_NAME_LENGTH} characters",
-            status=400,
         )
     return Decision.allow()
 
@@ -55,7 +54,7 @@ def check_new_name(
         return decision
     if normalize(name) in prohibited:
         return Decision.deny(
-            "prohibited-name", f"the name {normalize(name)!r} is prohibited on this index", status=400
+            "prohibited-name", f"the name {normalize(name)!r} is prohibited on this index"
         )
     key = similarity_key(name)
     for banned in sorted(prohibited):
@@ -63,12 +62,10 @@ def check_new_name(
             return Decision.deny(
                 "prohibited-name",
                 f"the name {name!r} is too similar to the prohibited name {banned!r}",
-                status=400,
             )
     if similar_existing is not None:
         return Decision.deny(
             "similar-name",
             f"the name {name!r} is too similar to the existing project {similar_existing!r}",
-            status=400,
         )
     return Decision.allow()

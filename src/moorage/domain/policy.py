@@ -68,10 +68,10 @@ def check_file_size(size: int, policy: UploadPolicy) -> Decision:
     if size > policy.max_file_size:
         shown, limit = _over(size, policy.max_file_size)
         return Decision.deny(
-            "file-size-limit", f"the file is {shown}; the limit is {limit} per file", status=400
+            "file-size-limit", f"the file is {shown}; the limit is {limit} per file"
         )
     if size == 0:
-        return Decision.deny("empty-file", "the file is empty", status=400)
+        return Decision.deny("empty-file", "the file is empty")
     return Decision.allow()
 
 
@@ -81,7 +81,6 @@ def file_over_limit(policy: UploadPolicy) -> Decision:
         "file-size-limit",
         f"the file is larger than {_size(policy.max_file_size)}; "
         f"the limit is {_size(policy.max_file_size)} per file",
-        status=400,
     )
 
 
@@ -91,7 +90,6 @@ def check_project_size(current_total: int, size: int, policy: UploadPolicy) -> D
         return Decision.deny(
             "project-size-limit",
             f"the project would grow to {shown}; the limit is {limit} per project",
-            status=400,
         )
     return Decision.allow()
 
@@ -112,20 +110,18 @@ class TokenView:
 
 def check_token(token: TokenView | None, now: datetime) -> Decision:
     if token is None:
-        return Decision.deny("invalid-token", "invalid or non-existent authentication information", status=403)
+        return Decision.deny("invalid-token", "invalid or non-existent authentication information")
     if token.revoked_at is not None:
         # Only the holder of the token's secret gets here, so naming it tells nobody else anything.
         # The rule stays "invalid-token"; the reason says why.
         return Decision.deny(
             "invalid-token",
             f"the API token {token.token_id} was revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC",
-            status=403,
         )
     if token.expires_at is not None and now >= token.expires_at:
         return Decision.deny(
             "token-expired",
             f"the API token {token.token_id} expired on {token.expires_at:%Y-%m-%d %H:%M} UTC",
-            status=403,
         )
     return Decision.allow()
 
@@ -141,13 +137,11 @@ def check_upload_scope(
         return Decision.deny(
             "token-scope",
             f"the API token {token.token_id} is scoped to {', '.join(sorted(token.projects))}, not {project!r}",
-            status=403,
         )
     if project_exists and not is_owner_or_maintainer:
         return Decision.deny(
             "not-a-maintainer",
             f"the user {token.user_name!r} is not an owner or maintainer of {project!r}",
-            status=403,
         )
     return Decision.allow()
 
@@ -176,15 +170,14 @@ def check_uploader(token: TokenView, project: str, standing: Standing) -> Decisi
 
 
 def missing_file() -> Decision:
-    return Decision.deny("missing-file", "the form must carry the file in its 'content' field", status=400)
+    return Decision.deny("missing-file", "the form must carry the file in its 'content' field")
 
 
 def check_digests(given: Mapping[str, str | None], actual: Mapping[str, str]) -> Decision:
     """Each digest the form gave (md5, sha256, blake2_256) must be the received bytes' own."""
     for kind, value in given.items():
         if value and not hmac.compare_digest(value.strip().lower(), actual[kind]):
-            return Decision.deny("digest-mismatch", f"the {kind} digest supplied does not match the uploaded file",
-                                 status=400)
+            return Decision.deny("digest-mismatch", f"the {kind} digest supplied does not match the uploaded file")
     return Decision.allow()
 
 
@@ -205,21 +198,21 @@ def check_known_file(known: KnownFile, project: str, version: Version, sha256: s
     filename = known.filename
     if known.deleted_at is not None:
         return Decision.deny("file-deleted", f"{filename} was deleted on {known.deleted_at:%Y-%m-%d %H:%M} UTC and "
-                             "a deleted filename is never uploaded again; an admin can restore it", status=400)
+                             "a deleted filename is never uploaded again; an admin can restore it")
     if known.project != project:
         return Decision.deny("filename-mismatch", f"the file {filename} belongs to the project {known.project!r}, "
-                             f"not {project!r}", status=400)
+                             f"not {project!r}")
     if version_of(filename) != version:
         return Decision.deny("metadata-mismatch", f"the form says version {version} but {filename} is of version "
-                             f"{version_of(filename)}", status=400)
+                             f"{version_of(filename)}")
     if known.sha256 == sha256:
         return Decision.allow("identical-file", f"{filename} is already there with the same bytes")
     return Decision.deny("file-exists", "File already exists: a file of this name was uploaded before "
-                         "with different contents, and filenames are never reused", status=400)
+                         "with different contents, and filenames are never reused")
 
 
 def check_one_sdist(packagetype: str, release_has_sdist: bool, project: str, version: Version) -> Decision:
     if packagetype == "sdist" and release_has_sdist:
         return Decision.deny("one-sdist-per-release",
-                             f"release {version} of {project!r} already has a source distribution", status=400)
+                             f"release {version} of {project!r} already has a source distribution")
     return Decision.allow()

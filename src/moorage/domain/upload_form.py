@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from moorage.domain.decisions import bad_request
+from moorage.domain.decisions import Denied
 from moorage.domain.filenames import DistFilename, parse_filename
 from moorage.domain.names import is_valid_name
 from moorage.domain.policy import UploadPolicy
@@ -47,36 +47,36 @@ def check_form(form: UploadForm, policy: UploadPolicy) -> CheckedForm:
     """The form as the public index checks it (its UploadForm and file checks), in its order."""
     if form.action != "file_upload":
         shown = "no :action" if form.action is None else f"the :action {form.action!r}"
-        raise bad_request("unsupported-action", f"{shown}: only :action=file_upload is supported here")
+        raise Denied.by("unsupported-action", f"{shown}: only :action=file_upload is supported here")
     if form.protocol_version != "1":
-        raise bad_request("protocol-version", f"unsupported protocol_version {form.protocol_version!r}; use 1")
+        raise Denied.by("protocol-version", f"unsupported protocol_version {form.protocol_version!r}; use 1")
     if not form.name or not form.version:
-        raise bad_request("missing-field", "the form must give the project name and version")
+        raise Denied.by("missing-field", "the form must give the project name and version")
     if not is_valid_name(form.name):
-        raise bad_request("invalid-name", f"{form.name!r} is not a valid project name: start and end with a "
-                          "letter or digit, and use only ASCII letters, digits, '.', '_' and '-'")
+        raise Denied.by("invalid-name", f"{form.name!r} is not a valid project name: start and end with a "
+                        "letter or digit, and use only ASCII letters, digits, '.', '_' and '-'")
     if _CONTROL.search(form.version):
-        raise bad_request("invalid-version", f"the form's version {form.version!r} is not a valid version")
+        raise Denied.by("invalid-version", f"the form's version {form.version!r} is not a valid version")
     try:
         version = Version(form.version)
     except (InvalidVersion, ValueError):  # ValueError: a number too long to convert
-        raise bad_request("invalid-version", f"the form's version {form.version!r} is not a valid version") from None
+        raise Denied.by("invalid-version", f"the form's version {form.version!r} is not a valid version") from None
     if version.local and not policy.allow_local_versions:
-        raise bad_request("local-version", f"the local version {version} is not allowed on this index "
-                          "(the operator can allow them: [upload] allow_local_versions)")
+        raise Denied.by("local-version", f"the local version {version} is not allowed on this index "
+                        "(the operator can allow them: [upload] allow_local_versions)")
     if form.filetype not in ("sdist", "bdist_wheel"):
-        raise bad_request("invalid-filetype", f"unsupported filetype {form.filetype!r}: use sdist or bdist_wheel")
+        raise Denied.by("invalid-filetype", f"unsupported filetype {form.filetype!r}: use sdist or bdist_wheel")
     if form.filetype == "sdist" and form.pyversion not in (None, "", "source"):
-        raise bad_request("invalid-pyversion", f"pyversion {form.pyversion!r}: use 'source' for an sdist")
+        raise Denied.by("invalid-pyversion", f"pyversion {form.pyversion!r}: use 'source' for an sdist")
     if form.filetype == "bdist_wheel" and not form.pyversion:
-        raise bad_request("invalid-pyversion", "a wheel's upload form must give its pyversion (the Python tag)")
+        raise Denied.by("invalid-pyversion", "a wheel's upload form must give its pyversion (the Python tag)")
     for key, pattern in _HEX.items():
         value = getattr(form, key)
         if value and not pattern.match(value.strip()):
-            raise bad_request("invalid-digest", f"{key} {value[:80]!r} is not a hex-encoded digest")
+            raise Denied.by("invalid-digest", f"{key} {value[:80]!r} is not a hex-encoded digest")
     if not form.md5_digest and not form.sha256_digest and not form.blake2_256_digest:
-        raise bad_request("digest-missing",
-                          "include at least one message digest (sha256_digest, blake2_256_digest or md5_digest)")
+        raise Denied.by("digest-missing",
+                        "include at least one message digest (sha256_digest, blake2_256_digest or md5_digest)")
     if not form.filename:
-        raise bad_request("missing-file", "the form must carry the file in its 'content' field")
+        raise Denied.by("missing-file", "the form must carry the file in its 'content' field")
     return CheckedForm(form.name, version, parse_filename(form.filename, form.filetype))

@@ -15,7 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from moorage.domain.decisions import bad_request
+from moorage.domain.decisions import Denied, not_found, require
 from moorage.domain.names import check_name, normalize
 from moorage.domain.policy import TokenView
 from moorage.services.context import Context
@@ -27,10 +27,6 @@ _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 TOKEN_PREFIX = "moorage"
 _hasher = PasswordHasher()
 _log = logging.getLogger(__name__)
-
-
-class NotFound(LookupError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -55,11 +51,11 @@ def hash_token(token: str) -> str:
 def add_user(ctx: Context, name: str, *, password: str | None, is_admin: bool = False,
              actor: str = "system") -> int:
     if not _USER_NAME.match(name):
-        raise bad_request("invalid-user-name", f"{name!r} is not a valid user name: letters, digits, . _ -")
+        raise Denied.by("invalid-user-name", f"{name!r} is not a valid user name: letters, digits, . _ -")
     now = ctx.clock.now()
     # Hashed before the transaction: argon2 is slow on purpose, the write lock need not wait.
     password_hash = _hasher.hash(password) if password else None
-    exists = bad_request("user-exists", f"the user {name!r} already exists")
+    exists = Denied.by("user-exists", f"the user {name!r} already exists")
     try:
         with ctx.db.write() as conn:
             if conn.execute(sa.select(users.c.id).where(users.c.name == name)).first():
@@ -94,7 +90,7 @@ def verify_password(ctx: Context, name: str, password: str) -> bool:
 def user_id(conn: Connection, name: str) -> int:
     uid = conn.execute(sa.select(users.c.id).where(users.c.name == name)).scalar()
     if uid is None:
-        raise NotFound(f"no user named {name!r}")
+        raise not_found(f"no user named {name!r}")
     return int(uid)
 
 
@@ -104,12 +100,10 @@ def create_token(ctx: Context, user: str, *, projects: list[str] | tuple[str, ..
     """Create an API token; returns (token id, the token). The token is shown only once."""
     scoped = []
     for p in projects:
-        decision = check_name(p)
-        if not decision.allowed:
-            raise bad_request(decision.rule, decision.reason)
+        require(check_name(p))
         scoped.append(normalize(p))
     if expires_days is not None and expires_days <= 0:
-        raise bad_request("invalid-expiry", "--expires-days must be a positive number of days")
+        raise Denied.by("invalid-expiry", "--expires-days must be a positive number of days")
     now = ctx.clock.now()
     token_id = secrets.token_hex(6)
     token = f"{TOKEN_PREFIX}-{token_id}-{secrets.token_urlsafe(32)}"
@@ -148,7 +142,7 @@ def revoke_token(ctx: Context, token_id: str, *, actor: str = "system") -> None:
             .where(tokens.c.id == token_id)
         ).first()
         if row is None:
-            raise NotFound(f"no token with id {token_id!r}")
+            raise not_found(f"no token with id {token_id!r}")
         if row.revoked_at is not None:
             return
         conn.execute(tokens.update().where(tokens.c.id == token_id).values(revoked_at=now))

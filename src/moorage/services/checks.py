@@ -7,7 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from packaging.version import Version
 
-from moorage.domain.decisions import Decision, bad_request
+from moorage.domain.decisions import Decision, Denied
 from moorage.domain.lifecycle import (
     ProjectFacts,
     may_change_status,
@@ -37,7 +37,7 @@ _STATUS_FOR = {"archive": "archived", "unarchive": "active", "deprecate": "depre
 def check(ctx: Context, action: str, project: str, version: str | None = None, filename: str | None = None, *,
           as_user: str | None, reason: str | None = "checking") -> Decision:
     if action not in ACTIONS:
-        raise bad_request("invalid-action", f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+        raise Denied.by("invalid-action", f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
     with ctx.db.read() as conn:
         if action == "delete":
             decision, _plan = plan_delete(conn, ctx, project, version, filename, as_user, lock=False)
@@ -57,7 +57,7 @@ def check(ctx: Context, action: str, project: str, version: str | None = None, f
             return may_quarantine_release(actor, reason)
         if action == "reopen":
             if version is None:
-                raise bad_request("missing-version", "name the release to reopen")
+                raise Denied.by("missing-version", "name the release to reopen")
             release = find_release(conn, project_id, name, version)
             facts = load_release_facts(conn, project_id, name)
             period: timedelta = ctx.settings.lifecycle.reopen_period

@@ -21,9 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from moorage.domain.accounts import AccountPolicy, critical_threshold, is_jump
-from moorage.domain.decisions import bad_request
+from moorage.domain.decisions import Denied, not_found
 from moorage.domain.names import normalize
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.events import append_event
 from moorage.store.tables import critical_projects, download_counts, download_flags, job_runs, projects
@@ -199,9 +198,9 @@ def list_flags(ctx: Context, *, open_only: bool = True) -> list[Flag]:
 def review_flag(ctx: Context, project: str, decision: str, *, reason: str, actor: str) -> None:
     """An admin's answer to a jump: "confirm" (designate on the next run) or "dismiss"."""
     if decision not in ("confirm", "dismiss"):
-        raise bad_request("invalid-decision", "answer a flag with confirm or dismiss")
+        raise Denied.by("invalid-decision", "answer a flag with confirm or dismiss")
     if not reason.strip():
-        raise bad_request("reason-required", "a review of a download flag needs a reason")
+        raise Denied.by("reason-required", "a review of a download flag needs a reason")
     name = normalize(project)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
@@ -211,7 +210,7 @@ def review_flag(ctx: Context, project: str, decision: str, *, reason: str, actor
             .order_by(download_flags.c.flagged_at.desc()).limit(1)
         ).first()
         if row is None:
-            raise NotFound(f"no open download flag for {name}")
+            raise not_found(f"no open download flag for {name}")
         conn.execute(download_flags.update().where(download_flags.c.id == row.id).values(
             reviewed_at=now, reviewed_by=actor, decision=f"{decision}ed"))
         append_event(conn, now=now, actor=actor, action="downloads-jump-reviewed", subject=f"project:{name}",

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from packaging.version import Version
 from sqlalchemy.engine import Connection
 
-from moorage.domain.decisions import Decision, Denied, bad_request, forbidden, require
+from moorage.domain.decisions import Decision, Denied, not_found, require
 from moorage.domain.lifecycle import (
     Actor,
     FileFacts,
@@ -23,7 +23,6 @@ from moorage.domain.lifecycle import (
     may_disable_deletions,
     may_restore,
 )
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.events import append_event
 from moorage.services.loading import acting, find_project, find_release, resolve_actor, two_factor_decision
@@ -32,7 +31,7 @@ from moorage.store.tables import events, files, projects, releases
 
 def _admin_reason(actor: Actor, reason: str | None) -> None:
     if actor.is_admin and not (reason and reason.strip()):
-        raise forbidden("reason-required", "an admin deletes with a reason; give --reason")
+        raise Denied.by("reason-required", "an admin deletes with a reason; give --reason")
 
 
 def _live_files(conn: Connection, where: sa.ColumnElement[bool]) -> list[sa.Row]:
@@ -73,14 +72,14 @@ def plan_delete(conn: Connection, ctx: Context, project: str, version: str | Non
                 as_user: str | None, *, lock: bool = True) -> tuple[Decision, DeletePlan]:
     """What deleting would take, and whether the policy allows it (nothing is changed)."""
     if filename is not None and version is None:
-        raise bad_request("missing-version", "name the version of the file to delete")
+        raise Denied.by("missing-version", "name the version of the file to delete")
     policy = ctx.settings.lifecycle
     now = ctx.clock.now()
     project_id, name = find_project(conn, project, lock=lock)
     prow = conn.execute(sa.select(projects.c.deleted_at, projects.c.deletions_disabled_at)
                         .where(projects.c.id == project_id)).one()
     if prow.deleted_at is not None:
-        raise NotFound(f"{name} was deleted on {prow.deleted_at:%Y-%m-%d %H:%M} UTC")
+        raise not_found(f"{name} was deleted on {prow.deleted_at:%Y-%m-%d %H:%M} UTC")
     actor = resolve_actor(conn, as_user, project_id)
     two_factor = two_factor_decision(conn, ctx, actor, project_id, name)
     if not two_factor.allowed:  # the 2FA rule first: it explains every refusal below it
@@ -96,7 +95,7 @@ def plan_delete(conn: Connection, ctx: Context, project: str, version: str | Non
     rows = _live_files(conn, where)
     if filename is not None:
         if not rows:
-            raise NotFound(f"no file {filename!r} in release {release.version} of {name}")
+            raise not_found(f"no file {filename!r} in release {release.version} of {name}")
         decision = may_delete_file(actor, name, prow.deletions_disabled_at, _facts(rows)[0], policy, now)
         plan = DeletePlan(project_id, name, actor, rows, "file-deleted", f"file:{filename}", release.id,
                           release.version)
@@ -181,7 +180,7 @@ def restore(ctx: Context, project: str, version: str | None = None, filename: st
             reason: str, as_user: str | None = None) -> list[str]:
     """Bring back a deleted file, release or project exactly as it was (admin, with a reason)."""
     if filename is not None and version is None:
-        raise bad_request("missing-version", "name the version of the file to restore")
+        raise Denied.by("missing-version", "name the version of the file to restore")
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         project_id, name = find_project(conn, project, lock=True)
@@ -192,7 +191,7 @@ def restore(ctx: Context, project: str, version: str | None = None, filename: st
                           files.c.deleted_at).where(files.c.project_id == project_id, files.c.deleted_at.isnot(None))
         if version is None:
             if prow.deleted_at is None:
-                raise NotFound(f"{name} is not deleted; name a version or file to restore")
+                raise not_found(f"{name} is not deleted; name a version or file to restore")
             # As it was: what the project deletion took, not what had been deleted before it.
             query = query.where(files.c.filename.in_(_taken_by(conn, name, "project-deleted")))
             action, subject = "project-restored", f"project:{name}"
@@ -206,19 +205,18 @@ def restore(ctx: Context, project: str, version: str | None = None, filename: st
                 release_deleted = conn.execute(sa.select(releases.c.deleted_at)
                                                .where(releases.c.id == release.id)).scalar()
                 if release_deleted is None:
-                    raise NotFound(f"release {release.version} of {name} is not deleted; name a file to restore")
+                    raise not_found(f"release {release.version} of {name} is not deleted; name a file to restore")
                 query = query.where(files.c.filename.in_(
                     _taken_by(conn, name, "release-deleted", release.version)
                     | _taken_by(conn, name, "file-deleted", release.version, since=release_deleted)))
                 action, subject = "release-restored", f"release:{name}/{release.version}"
         rows = list(conn.execute(query.order_by(files.c.filename)).all())
         if not rows and not (version is None and prow.deleted_at is not None):
-            raise NotFound("nothing deleted matches; see `moorage events` for what was deleted")
+            raise not_found("nothing deleted matches; see `moorage events` for what was deleted")
         missing = [r.filename for r in rows if not ctx.blobs.exists(r.sha256)]
         if missing:
-            raise Denied(Decision.deny("retention-expired",
-                                       f"the bytes of {', '.join(missing)} are no longer kept (retention ended)",
-                                       status=409))
+            raise Denied.by("retention-expired",
+                            f"the bytes of {', '.join(missing)} are no longer kept (retention ended)")
         ids = [r.id for r in rows]
         if ids:
             conn.execute(files.update().where(files.c.id.in_(ids)).values(deleted_at=None, deleted_reason=None))

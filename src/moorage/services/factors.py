@@ -39,9 +39,8 @@ from webauthn.helpers.structs import (
 )
 
 from moorage.domain import factors as rules
-from moorage.domain.decisions import Decision, Denied, bad_request, require
+from moorage.domain.decisions import Decision, Denied, not_found, require
 from moorage.services import accounts
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.events import append_event
 from moorage.services.sessions import (
@@ -176,12 +175,12 @@ def _add_factor(conn: Connection, session: SessionUser, now: datetime, kind: str
 def enrol_totp(ctx: Context, session: SessionUser, *, secret: str, code: str, label: str) -> Enrolled:
     """Add an authenticator app whose secret the enrolment page showed, confirmed by one of its codes."""
     if not rules.valid_totp_secret(secret):
-        raise bad_request("invalid-totp-secret", "the secret is not one this page made; reload the page and "
-                          "add the new secret to your app")
+        raise Denied.by("invalid-totp-secret", "the secret is not one this page made; reload the page and "
+                        "add the new secret to your app")
     now = ctx.clock.now()
     check = rules.check_totp(secret, code, now, None)
     if not check.accepted:
-        raise Denied(Decision.deny("invalid-code", rules.totp_refusal(check).reason, status=400))
+        raise Denied.by("invalid-code", rules.totp_refusal(check).reason)
     with ctx.db.write() as conn:
         # The code just used is spent: it cannot sign in a second time.
         return _add_factor(conn, session, now, TOTP, rules.clean_label(label, "Authenticator app"),
@@ -220,7 +219,7 @@ def _take_challenge(conn: Connection, key: str) -> bytes | None:
 
 
 _NO_CHALLENGE = Decision.deny("no-challenge", "this page's security-key request was already used or never "
-                              "made; reload the page and try again", status=400)
+                              "made; reload the page and try again")
 
 
 def enrol_webauthn(ctx: Context, session: SessionUser, *, credential: str, label: str,
@@ -237,14 +236,13 @@ def enrol_webauthn(ctx: Context, session: SessionUser, *, credential: str, label
                                                         expected_rp_id=rp.id, expected_origin=rp.origin)
             except Exception as exc:  # any malformed or wrong answer is a refusal, never a 500
                 decision = Decision.deny("security-key-failed",
-                                         f"the security key's answer did not verify: {_why(exc)}", status=400)
+                                         f"the security key's answer did not verify: {_why(exc)}")
             else:
                 credential_id = bytes_to_base64url(verified.credential_id)
                 taken = conn.execute(sa.select(second_factors.c.id).where(
                     second_factors.c.credential_id == credential_id)).first()
                 if taken is not None:
-                    decision = Decision.deny("security-key-registered", "this security key is already registered",
-                                             status=400)
+                    decision = Decision.deny("security-key-registered", "this security key is already registered")
                 else:
                     enrolled = _add_factor(conn, session, now, WEBAUTHN, rules.clean_label(label, "Security key"),
                                            credential_id=credential_id,
@@ -280,8 +278,7 @@ def _check_totp(conn: Connection, uid: int, code: str, now: datetime) -> Decisio
     rows = conn.execute(sa.select(second_factors.c.id, second_factors.c.totp_secret, second_factors.c.totp_last_step)
                         .where(second_factors.c.user_id == uid, second_factors.c.kind == TOTP)).all()
     if not rows:
-        return Decision.deny("second-factor-failed", "this account has no authenticator app; use another factor",
-                             status=401)
+        return Decision.deny("second-factor-failed", "this account has no authenticator app; use another factor")
     refusal = rules.TotpCheck(rules.TotpOutcome.WRONG)
     for row in rows:
         check = rules.check_totp(row.totp_secret, code, now, row.totp_last_step)
@@ -300,7 +297,7 @@ def _check_totp(conn: Connection, uid: int, code: str, now: datetime) -> Decisio
 
 
 def _check_recovery(conn: Connection, uid: int, name: str, code: str, now: datetime) -> Decision:
-    wrong = Decision.deny("second-factor-failed", "the recovery code is wrong or was already used", status=401)
+    wrong = Decision.deny("second-factor-failed", "the recovery code is wrong or was already used")
     normalized = rules.normalize_recovery_code(code)
     if normalized is None:
         return wrong
@@ -327,8 +324,7 @@ def _check_webauthn(conn: Connection, uid: int, answer: str, challenge: bytes | 
                               second_factors.c.credential_id == credential_id)).first() \
         if isinstance(credential_id, str) and credential_id else None
     if row is None:
-        return Decision.deny("second-factor-failed", "this security key is not registered to this account",
-                             status=401)
+        return Decision.deny("second-factor-failed", "this security key is not registered to this account")
     try:
         # The library checks the challenge, the origin, the RP ID hash, user presence, the
         # signature, and the count: one that stands still or goes back (when the key counts) is refused.
@@ -336,8 +332,7 @@ def _check_webauthn(conn: Connection, uid: int, answer: str, challenge: bytes | 
             credential=answer, expected_challenge=challenge, expected_rp_id=rp.id, expected_origin=rp.origin,
             credential_public_key=row.public_key, credential_current_sign_count=int(row.sign_count or 0))
     except Exception as exc:  # any malformed or wrong answer is a failed check, never a 500
-        return Decision.deny("second-factor-failed", f"the security key's answer did not verify: {_why(exc)}",
-                             status=401)
+        return Decision.deny("second-factor-failed", f"the security key's answer did not verify: {_why(exc)}")
     conn.execute(second_factors.update().where(second_factors.c.id == row.id)
                  .values(sign_count=verified.new_sign_count, last_used_at=now))
     return Decision.allow()
@@ -358,8 +353,7 @@ def _attempt(conn: Connection, ctx: Context, *, key: str, uid: int, name: str, p
     elif proof.method == WEBAUTHN:
         decision = _check_webauthn(conn, uid, value, challenge, now, rp)
     else:
-        return Decision.deny("invalid-form", "choose an authenticator app code, a security key or a recovery code",
-                             status=400)
+        return Decision.deny("invalid-form", "choose an authenticator app code, a security key or a recovery code")
     if decision.allowed:
         conn.execute(sign_in_failures.delete().where(sign_in_failures.c.user_name == name))
     elif decision.rule == "second-factor-failed":  # a wrong guess; a stale page (no challenge) guessed nothing
@@ -379,7 +373,7 @@ def finish_sign_in(ctx: Context, session_id: str, proof: Proof, *, address: str,
                            .where(web_sessions.c.id_hash == key)).first()
         if row is None or row.expires_at <= now or not row.pending_factor:
             decision = Decision.deny("sign-in-expired", "this sign-in timed out or was already finished; "
-                                     "sign in again", status=401)
+                                     "sign in again")
         else:
             decision = _attempt(conn, ctx, key=key, uid=int(row.id), name=row.name, proof=proof, address=address,
                                 now=now, rp=rp)
@@ -422,7 +416,7 @@ def remove_factor(ctx: Context, session: SessionUser, factor_id: str) -> bool:
         row = conn.execute(sa.select(second_factors.c.kind).where(
             second_factors.c.id == factor_id, second_factors.c.user_id == session.user_id)).first()
         if row is None:
-            raise NotFound("you have no second factor with this id")
+            raise not_found("you have no second factor with this id")
         _require_fresh(conn, ctx, session, now, "removing a second factor")
         conn.execute(second_factors.delete().where(second_factors.c.id == factor_id))
         last = not has_second_factor(conn, session.user_id)
@@ -438,7 +432,7 @@ def regenerate_recovery_codes(ctx: Context, session: SessionUser) -> list[str]:
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         if not has_second_factor(conn, session.user_id):
-            raise bad_request("no-second-factor", "recovery codes come with a second factor; enrol one first")
+            raise Denied.by("no-second-factor", "recovery codes come with a second factor; enrol one first")
         _require_fresh(conn, ctx, session, now, "making new recovery codes")
         return _new_recovery_codes(conn, session.user_id, session.name, now)
 
@@ -449,7 +443,7 @@ def reset_factors(ctx: Context, name: str, *, reason: str, actor: str = "operato
     Returns how many factors were removed (nothing happens, and nothing is recorded, at 0)."""
     reason = " ".join(reason.replace("\x00", "").split())[:500]
     if not reason:
-        raise bad_request("reason-required", "say why the factors are reset (--reason); it is recorded")
+        raise Denied.by("reason-required", "say why the factors are reset (--reason); it is recorded")
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         uid = accounts.user_id(conn, name)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from moorage.domain.decisions import Decision, Denied, bad_request, require
+from moorage.domain.decisions import Denied, not_found, require
 from moorage.domain.lifecycle import ORPHANED, ProjectFacts, may_adopt, may_invite, may_leave
-from moorage.services.accounts import NotFound, user_id
+from moorage.services.accounts import user_id
 from moorage.services.context import Context
 from moorage.services.events import append_event
 from moorage.services.loading import acting, find_project, resolve_actor
@@ -14,16 +14,11 @@ from moorage.services.roles import owner_count
 from moorage.store.tables import invitations, projects, roles, users
 
 
-def _conflict(rule: str, reason: str) -> Denied:
-    """Refused by the project's state as it stands (HTTP 409), not by the request's form."""
-    return Denied(Decision.deny(rule, reason, status=409))
-
-
 def invite(ctx: Context, project: str, user: str, *, role: str = "maintainer", transfer: bool = False,
            as_user: str | None = None) -> int:
     """Invite ``user`` to a role; a transfer invites as owner and hands the inviter's place over."""
     if role not in ("owner", "maintainer"):
-        raise bad_request("invalid-role", f"unknown role {role!r}: use owner or maintainer")
+        raise Denied.by("invalid-role", f"unknown role {role!r}: use owner or maintainer")
     if transfer:
         role = "owner"
     now = ctx.clock.now()
@@ -32,12 +27,12 @@ def invite(ctx: Context, project: str, user: str, *, role: str = "maintainer", t
         actor = acting(conn, ctx, as_user, project_id, name)
         require(may_invite(actor, name))
         if transfer and actor.role is None:
-            raise _conflict("no-role", "a transfer hands over the inviter's own place; the operator uses "
+            raise Denied.by("no-role", "a transfer hands over the inviter's own place; the operator uses "
                             "`moorage role set` or `moorage admin adopt`")
         uid = user_id(conn, user)
         if conn.execute(sa.select(roles.c.role).where(roles.c.project_id == project_id,
                                                       roles.c.user_id == uid)).scalar() == role:
-            raise _conflict("already-has-role", f"{user} is already {role} of {name}")
+            raise Denied.by("already-has-role", f"{user} is already {role} of {name}")
         invitation_id = conn.execute(invitations.insert().values(
             project_id=project_id, user_id=uid, role=role, transfer=transfer, invited_by=actor.name,
             created_at=now).returning(invitations.c.id)).scalar_one()
@@ -59,7 +54,7 @@ def answer(ctx: Context, project: str, *, as_user: str, accept: bool = True) -> 
             .order_by(invitations.c.id.desc())
         ).first()
         if inv is None:
-            raise NotFound(f"{as_user} has no open invitation to {name}")
+            raise not_found(f"{as_user} has no open invitation to {name}")
         conn.execute(invitations.update().where(invitations.c.id == inv.id)
                      .values(answered_at=now, accepted=accept))
         if not accept:

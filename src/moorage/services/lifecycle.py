@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from packaging.version import Version
 from sqlalchemy.engine import Connection
 
-from moorage.domain.decisions import Decision, bad_request, require
+from moorage.domain.decisions import Decision, Denied, not_found, require
 from moorage.domain.lifecycle import (
     ProjectFacts,
     check_days,
@@ -18,7 +18,6 @@ from moorage.domain.lifecycle import (
     may_yank,
 )
 from moorage.domain.names import normalize
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.events import append_event
 from moorage.services.loading import OPERATOR as OPERATOR  # re-exported: the command line reads it here
@@ -33,8 +32,8 @@ def _targets(conn: Connection, release_id: int, name: str, version: str, filenam
         query = query.where(files.c.filename == filename)
     rows = list(conn.execute(query.order_by(files.c.filename)).all())
     if not rows:
-        raise NotFound(f"no file {filename!r} in release {version} of {name}" if filename
-                       else f"release {version} of {name} has no files")
+        raise not_found(f"no file {filename!r} in release {version} of {name}" if filename
+                        else f"release {version} of {name} has no files")
     return rows
 
 
@@ -84,7 +83,7 @@ def reopen(ctx: Context, project: str, version: str, *, reason: str, days: float
            as_user: str | None = None) -> Decision:
     """Let a closed release accept new files again for a bounded time; recorded with its reason."""
     if not reason or not reason.strip():
-        raise bad_request("reason-required", "reopening a release needs a reason")
+        raise Denied.by("reason-required", "reopening a release needs a reason")
     require(check_days(days))
     policy = ctx.settings.lifecycle
     period = timedelta(days=days) if days is not None else policy.reopen_period
@@ -122,12 +121,12 @@ def set_status(ctx: Context, project: str, status: str, *, reason: str | None = 
         require(may_change_status(actor, ProjectFacts(name, row.status, row.status_reason), status, reason))
         if successor is not None:
             if status != "deprecated":
-                raise bad_request("successor", "only a deprecated project names a successor")
+                raise Denied.by("successor", "only a deprecated project names a successor")
             successor = normalize(successor)
             if successor == name:
-                raise bad_request("successor", "a project cannot succeed itself")
+                raise Denied.by("successor", "a project cannot succeed itself")
             if conn.execute(sa.select(projects.c.id).where(projects.c.normalized_name == successor)).first() is None:
-                raise NotFound(f"the successor {successor!r} is not a project on this index")
+                raise not_found(f"the successor {successor!r} is not a project on this index")
         if (row.status, row.status_reason, row.successor) == (status, reason, successor):
             return
         conn.execute(projects.update().where(projects.c.id == project_id).values(

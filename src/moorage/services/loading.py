@@ -10,10 +10,9 @@ from packaging.version import Version
 from sqlalchemy.engine import Connection
 
 from moorage.domain.accounts import check_two_factor
-from moorage.domain.decisions import Decision, bad_request, require
+from moorage.domain.decisions import Decision, Denied, not_found, require
 from moorage.domain.lifecycle import Actor, ReleaseFacts, release_facts
 from moorage.domain.names import normalize
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.store.accounts import critical_facts, has_second_factor
 from moorage.store.tables import projects, releases, roles, users
@@ -23,28 +22,28 @@ OPERATOR = Actor("operator", is_admin=True)
 
 
 def find_project(conn: Connection, project: str, *, lock: bool) -> tuple[int, str]:
-    """The project's id and normalized name, or NotFound. ``lock``: its row is locked for
+    """The project's id and normalized name, or a not-found refusal. ``lock``: its row is locked for
     update (a writer's first step, so writers to one project take their turns)."""
     name = normalize(project)
     query = sa.select(projects.c.id).where(projects.c.normalized_name == name)
     pid = conn.execute(query.with_for_update() if lock else query).scalar()
     if pid is None:
-        raise NotFound(f"no project named {project!r}")
+        raise not_found(f"no project named {project!r}")
     return int(pid), name
 
 
 def find_release(conn: Connection, project_id: int, name: str, version: str) -> sa.Row[tuple[int, str]]:
-    """The release's id and version as uploaded (any spelling of the version finds it), or NotFound."""
+    """The release's id and version as uploaded (any spelling of the version finds it), or a not-found refusal."""
     try:
         canonical = canonicalize_version(Version(version))
     except ValueError:  # InvalidVersion, or a number too long to convert
-        raise bad_request("invalid-version", f"{version!r} is not a valid version") from None
+        raise Denied.by("invalid-version", f"{version!r} is not a valid version") from None
     row = conn.execute(
         sa.select(releases.c.id, releases.c.version)
         .where(releases.c.project_id == project_id, releases.c.canonical_version == canonical)
     ).first()
     if row is None:
-        raise NotFound(f"no release {version} of {name}")
+        raise not_found(f"no release {version} of {name}")
     return row
 
 
@@ -61,7 +60,7 @@ def resolve_actor(conn: Connection, user: str | None, project_id: int) -> Actor:
         return OPERATOR
     row = conn.execute(sa.select(users.c.id, users.c.is_admin).where(users.c.name == user)).first()
     if row is None:
-        raise NotFound(f"no user named {user!r}")
+        raise not_found(f"no user named {user!r}")
     role = conn.execute(
         sa.select(roles.c.role).where(roles.c.project_id == project_id, roles.c.user_id == row.id)
     ).scalar()

@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from packaging.version import Version
 
-from moorage.domain.decisions import Decision
+from moorage.domain.decisions import Decision, not_found
 from moorage.domain.lifecycle import (
     Actor,
     FileFacts,
@@ -33,7 +33,6 @@ from moorage.domain.lifecycle import (
     release_facts,
     upload_window_closes,
 )
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.loading import resolve_actor, two_factor_decision
 from moorage.store.queries import FileView, ProjectView, ReleaseView, load_project
@@ -88,7 +87,7 @@ def manage_view(ctx: Context, project: str, *, as_user: str) -> ManageView:
     with ctx.db.read() as conn:
         view = load_project(conn, project, offered_only=False, now=now)
         if view is None or view.deleted_at is not None:
-            raise NotFound(f"no project named {project!r}")
+            raise not_found(f"no project named {project!r}")
         project_id = conn.execute(sa.select(projects.c.id)
                                   .where(projects.c.normalized_name == view.normalized_name)).scalar_one()
         actor = resolve_actor(conn, as_user, project_id)
@@ -108,18 +107,17 @@ def manage_view(ctx: Context, project: str, *, as_user: str) -> ManageView:
                                    ("deprecate", "deprecated"), ("undeprecate", "active"))}
     if view.deletions_disabled_at is not None:
         disable = Decision.deny("deletions-disabled", f"deletions were turned off on "
-                                f"{view.deletions_disabled_at:%d %b %Y %H:%M} UTC, for good", status=400)
+                                f"{view.deletions_disabled_at:%d %b %Y %H:%M} UTC, for good")
     else:
         disable = may_disable_deletions(actor, name)
     transfer = may_invite(actor, name)
     if transfer.allowed and actor.role != "owner":
-        transfer = Decision.deny("no-role", "a transfer hands over your own place as owner; you have none here",
-                                 status=400)
+        transfer = Decision.deny("no-role", "a transfer hands over your own place as owner; you have none here")
     manage = ManageView(
         project=view, actor=actor, now=now, people=people, pending=pending, releases=rows,
         yank=may_yank(actor, name), status=status, disable_deletions=disable,
         delete_project=may_delete_files(actor, name, view.deletions_disabled_at, all_files, policy, now),
-        announce_removal=(Decision.deny("removal-announced", "a removal is already announced", status=400)
+        announce_removal=(Decision.deny("removal-announced", "a removal is already announced")
                           if view.removal_at is not None
                           else may_announce_removal(actor, name, policy.removal_grace, policy)),
         cancel_removal=may_cancel_removal(actor, name, view.removal_at, now),
@@ -149,7 +147,7 @@ def _release_actions(view: ProjectView, actor: Actor, policy: LifecyclePolicy,
                                        f.upload_time + policy.deletion_window))
         window = check_upload_window(fact, policy, now)
         if window.allowed:
-            reopen = Decision.deny("upload-window", f"release {r.version} still accepts new files", status=400,
+            reopen = Decision.deny("upload-window", f"release {r.version} still accepts new files",
                                    until=window.until)
         else:
             reopen = may_reopen(actor, fact, policy.reopen_period, policy, now)

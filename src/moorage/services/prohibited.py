@@ -7,10 +7,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from moorage.domain.decisions import bad_request, require
+from moorage.domain.decisions import not_found, require
 from moorage.domain.lifecycle import may_prohibit_name
 from moorage.domain.names import check_name, normalize
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.events import append_event
 from moorage.services.loading import resolve_actor
@@ -37,9 +36,7 @@ def list_prohibited(ctx: Context) -> list[ProhibitedName]:
 
 def prohibit(ctx: Context, name: str, *, reason: str | None, as_user: str | None) -> bool:
     """Add a prohibited name; False if it already was."""
-    decision = check_name(name)
-    if not decision.allowed:
-        raise bad_request(decision.rule, decision.reason)
+    require(check_name(name))
     normalized = normalize(name)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
@@ -62,7 +59,7 @@ def lift_prohibition(ctx: Context, name: str, *, reason: str | None, as_user: st
         require(may_prohibit_name(actor, reason))
         gone = conn.execute(prohibited_names.delete().where(prohibited_names.c.name == normalized)).rowcount
         if not gone:
-            raise NotFound(f"{normalized!r} is not prohibited here (names from the configuration file stay "
-                           "until the file changes)")
+            raise not_found(f"{normalized!r} is not prohibited here (names from the configuration file stay "
+                            "until the file changes)")
         append_event(conn, now=now, actor=actor.name, action="name-unprohibited", subject=f"name:{normalized}",
                      payload={"name": normalized, "reason": (reason or "").strip()})

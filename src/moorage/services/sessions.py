@@ -58,7 +58,7 @@ def lock_decision(conn: Connection, web: WebSettings, name: str, now: datetime) 
     until = failures[-web.sign_in_attempts] + web.sign_in_lockout
     return Decision.deny("sign-in-rate-limit",
                          f"too many failed sign-ins for this account; try again after {until:%d %b %Y %H:%M} UTC",
-                         status=429, until=until)
+                         until=until)
 
 
 def record_failure(conn: Connection, name: str, address: str, now: datetime) -> None:
@@ -90,7 +90,7 @@ def sign_in(ctx: Context, name: str, password: str, *, address: str) -> str:
     if not verify_password(ctx, name, password):
         with ctx.db.write() as conn:
             record_failure(conn, name, address, now)
-        raise Denied(Decision.deny("sign-in-failed", "the user name or the password is wrong", status=401))
+        raise Denied.by("sign-in-failed", "the user name or the password is wrong")
     with ctx.db.write() as conn:
         uid = conn.execute(sa.select(users.c.id).where(users.c.name == name)).scalar_one()
         if has_second_factor(conn, uid):

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from packaging.version import Version
 
+from moorage.domain.decisions import not_found
 from moorage.domain.lifecycle import (
     FileFacts,
     check_upload_window,
@@ -18,7 +19,6 @@ from moorage.domain.lifecycle import (
     release_facts,
     upload_window_closes,
 )
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.loading import resolve_actor
 from moorage.store.queries import load_project
@@ -35,7 +35,7 @@ def project_state(ctx: Context, project: str, *, as_user: str | None) -> dict[st
     with ctx.db.read() as conn:
         view = load_project(conn, project, offered_only=False, now=now)
         if view is None:
-            raise NotFound(f"no project named {project!r}")
+            raise not_found(f"no project named {project!r}")
         project_id = conn.execute(sa.select(projects.c.id).where(projects.c.normalized_name == view.normalized_name)
                                   ).scalar_one()
         actor = resolve_actor(conn, as_user, project_id)

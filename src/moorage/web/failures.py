@@ -33,17 +33,17 @@ def failure_decision(exc: BaseException) -> Decision | None:
     """The refusal for an infrastructure failure, or None for anything else (a bug: 500)."""
     if _is_full(exc):
         return Decision.deny("storage-full", "the index's storage is full; nothing was stored or changed, "
-                             "try again later", status=507)
+                             "try again later")
     if isinstance(exc, DataError):  # e.g. a NUL character, which PostgreSQL text cannot hold
         return Decision.deny("invalid-input", "a value in the request cannot be stored (NUL characters are not "
-                             "allowed); nothing was changed", status=400)
+                             "allowed); nothing was changed")
     if isinstance(exc, OperationalError | InterfaceError) or (isinstance(exc, DBAPIError)
                                                               and exc.connection_invalidated):
         return Decision.deny("database-unavailable", "the index's database is unavailable; nothing was changed, "
-                             "try again later", status=503)
+                             "try again later")
     if isinstance(exc, OSError):
         return Decision.deny("storage-unavailable", f"the index's file storage failed ({exc.strerror}); "
-                             "nothing was changed, try again later", status=503)
+                             "nothing was changed, try again later")
     return None
 
 

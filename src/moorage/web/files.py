@@ -136,7 +136,7 @@ class FileViews:
             log.error("could not record the missing bytes of %s: %s", name, type(exc).__name__)
         return Refusal(Decision.deny(
             "blob-missing", f"the bytes of {name} are missing from the index's blob store; the index's operator "
-            "must restore them (moorage admin fsck --repair), try again later", status=503))
+            "must restore them (moorage admin fsck --repair), try again later"))
 
     async def download(self, request: Request) -> Response:
         sha256 = request.path_params["sha256"]

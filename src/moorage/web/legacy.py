@@ -55,29 +55,26 @@ class LegacyUpload:
             return Refusal(Decision.deny(
                 "authentication-required",
                 "authentication required: use __token__ as the user name and an API token as the password",
-                status=401,
             ))
         user, token = creds
         if user != "__token__":
             return Refusal(Decision.deny(
                 "token-required",
                 "uploads authenticate with API tokens: use __token__ as the user name and the token as the password",
-                status=403,
             ))
         limit = self.ctx.settings.upload.max_file_size
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limit + FORM_OVERHEAD:
             return Refusal(Decision.deny(
-                "file-size-limit", f"the upload is {int(length)} bytes; the limit is {limit} bytes per file",
-                status=400))
+                "file-size-limit", f"the upload is {int(length)} bytes; the limit is {limit} bytes per file"))
         request = Request(request.scope, _limited(request.receive, limit + FORM_OVERHEAD))
         try:
             form = await request.form(max_files=1, max_fields=1000, max_part_size=FORM_OVERHEAD)
         except BodyTooLarge:
             return Refusal(Decision.deny(
-                "file-size-limit", f"the upload is larger than the limit of {limit} bytes per file", status=400))
+                "file-size-limit", f"the upload is larger than the limit of {limit} bytes per file"))
         except HTTPException as exc:
-            return Refusal(Decision.deny("invalid-form", f"invalid upload form: {exc.detail}", status=400))
+            return Refusal(Decision.deny("invalid-form", f"invalid upload form: {exc.detail}"))
         try:
             content = form.get("content")
             upload = content if isinstance(content, UploadFile) else None

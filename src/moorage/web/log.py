@@ -17,7 +17,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def _bad(reason: str) -> Refusal:
-    return Refusal(Decision.deny("invalid-request", reason, status=400), as_json=True)
+    return Refusal(Decision.deny("invalid-request", reason), as_json=True)
 
 
 def _int(request: Request, name: str) -> int | None:

@@ -23,11 +23,10 @@ from starlette.routing import Route
 
 from moorage import __version__
 from moorage.config import policy_rules
-from moorage.domain.decisions import Decision, Denied
+from moorage.domain.decisions import NOT_FOUND, Decision, Denied
 from moorage.domain.lifecycle import MAX_DAYS, STATUSES
 from moorage.domain.names import MAX_NAME_LENGTH, is_valid_name, normalize
 from moorage.services import checks, deletion, handover, lifecycle, removal, state
-from moorage.services.accounts import NotFound
 from moorage.services.auth import Caller, caller
 from moorage.services.context import Context
 from moorage.web.responses import Refusal, attribute
@@ -337,7 +336,7 @@ ACTIONS: dict[str, Action] = {
                                                               successor=b.get("successor"), as_user=u), {})[1],
                      {}, (When("status", "quarantined", "reason", replace(RR, required=False)),
                           OnlyWhen("successor", "status", "deprecated")),
-                     "lifting a quarantine needs a reason (reason-required)",
+                     "lifting a quarantine needs a reason (lift-reason-required)",
                      "the project named as its own successor (successor)"),
     "quarantine-release": Action("Quarantine one release, or lift it (admin)",
                                  {"version": RV, "reason": RR, "lift": Field(bool, doc="lift the quarantine")},
@@ -392,8 +391,9 @@ EVENTS_QUERY: dict[str, Field] = {
 }
 
 
-def _bad(rule: str, reason: str, status: int = 400) -> Refusal:
-    return Refusal(Decision.deny(rule, reason, status=status), as_json=True)
+def _bad(rule: str, reason: str) -> Refusal:
+    """A refusal made here, as JSON; its status is its rule's (web/statuses.py)."""
+    return Refusal(Decision.deny(rule, reason), as_json=True)
 
 
 def _validate(action: Action, body: JSONValue) -> dict[str, Any] | Refusal:
@@ -439,27 +439,24 @@ class ManagementAPI:
         """The project named in the path and the token's caller, or why not."""
         name = request.path_params["name"]
         if not is_valid_name(name):
-            return _bad("not-found", "no project of this name on this index", status=404)
+            return _bad(NOT_FOUND, "no project of this name on this index")
         project = normalize(name)
         who = await to_thread.run_sync(caller, self.ctx, request.headers.get("authorization"),
                                        request.client.host if request.client else None)
         if who is None:
-            return _bad("authentication-required", "authenticate with an API token: Authorization: Bearer TOKEN",
-                        status=401)
+            return _bad("authentication-required", "authenticate with an API token: Authorization: Bearer TOKEN")
         attribute(request.scope, project=project, actor=who.token.user_name)
         if who.token.projects and project not in who.token.projects:
-            return _bad("token-scope", f"the API token {who.token.token_id} is not scoped to {project!r}", 403)
+            return _bad("token-scope", f"the API token {who.token.token_id} is not scoped to {project!r}")
         return project, who
 
     @staticmethod
     async def _run(call: Callable[[], Any]) -> Any:
-        """Run a service off the event loop; a refusal or a missing target becomes its response."""
+        """Run a service off the event loop; a refusal (a missing target included) becomes its response."""
         try:
             return await to_thread.run_sync(call)
         except Denied as denied:
             return Refusal(denied.decision, as_json=True)
-        except NotFound as missing:
-            return _bad("not-found", str(missing), status=404)
 
     async def act(self, verb: str, request: Request) -> Response:
         action = ACTIONS[verb]
@@ -519,12 +516,12 @@ def _not_json(constant: str) -> None:
 
 async def not_found(request: Request, exc: Exception) -> Response:
     """No such address under /api/: the refusal as JSON, like every answer of the API."""
-    return _bad("not-found", "no such address in the management API; see /api/openapi.json", status=404)
+    return _bad(NOT_FOUND, "no such address in the management API; see /api/openapi.json")
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
     return _bad("method-not-allowed", f"{request.method} is not an operation of this address; see "
-                "/api/openapi.json", status=405)
+                "/api/openapi.json")
 
 
 # -- the OpenAPI document -----------------------------------------------------------------------

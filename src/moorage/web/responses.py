@@ -9,9 +9,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from moorage import oplog
-from moorage.domain.decisions import Decision
+from moorage.domain.decisions import NOT_FOUND, Decision
 from moorage.domain.names import normalize
 from moorage.web import reason
+from moorage.web.statuses import status_of
 
 # Who a refusal was for, as far as the view knows (the operator's log line): set on the scope.
 _WHO = "moorage.who"
@@ -30,7 +31,8 @@ def attribute(scope: Scope, *, project: str | None = None, actor: str | None = N
 def log_refusal(scope: Scope, decision: Decision) -> None:
     """The operator's line for a refusal (docs/operations.md). A 404 is no refusal of a rule
     (installers ask for projects an index does not have), and a 5xx is logged where it failed."""
-    if decision.rule == "not-found" or decision.status >= 500:
+    status = status_of(decision)
+    if decision.rule == NOT_FOUND or status >= 500:
         return
     who = scope.get(_WHO, {})
     path = str(scope.get("path", ""))
@@ -38,21 +40,23 @@ def log_refusal(scope: Scope, decision: Decision) -> None:
     if project is None:
         match = _PROJECT_IN_PATH.match(path)
         project = normalize(match.group(1)) if match else None
-    oplog.refused(decision.rule, decision.status, decision.reason, project=project, actor=who.get("actor"),
+    oplog.refused(decision.rule, status, decision.reason, project=project, actor=who.get("actor"),
                   method=scope.get("method"), path=path)
 
 
 class Refusal(Response):
-    """A denied decision as HTTP: status, one-line reason, rule id in a header."""
+    """A denied decision as HTTP: the status of its rule (web/statuses.py), the one-line reason,
+    the rule id in a header."""
 
     def __init__(self, decision: Decision, *, as_json: bool = False) -> None:
         self.decision = decision
+        status = status_of(decision)
         headers = {"X-Moorage-Rule": decision.rule}
         if as_json:
             body = json.dumps({"error": decision.as_dict()}).encode()
-            super().__init__(body, decision.status, headers, media_type="application/json")
+            super().__init__(body, status, headers, media_type="application/json")
         else:
-            super().__init__(decision.reason + "\n", decision.status, headers, media_type="text/plain")
+            super().__init__(decision.reason + "\n", status, headers, media_type="text/plain")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         log_refusal(scope, self.decision)
@@ -64,4 +68,4 @@ class Refusal(Response):
 
 
 def not_found(what: str, *, as_json: bool = False) -> Refusal:
-    return Refusal(Decision.deny("not-found", what, status=404), as_json=as_json)
+    return Refusal(Decision.deny(NOT_FOUND, what), as_json=as_json)

@@ -18,15 +18,15 @@ from starlette.responses import RedirectResponse, Response
 
 from moorage import oplog
 from moorage.domain import factors as factor_rules
-from moorage.domain.decisions import Denied
+from moorage.domain.decisions import NOT_FOUND, Denied
 from moorage.services import accounts, factors, sessions
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.factors import Proof, RelyingParty
 from moorage.services.sessions import SessionUser
 from moorage.store.catalog import open_invitations, user_projects
-from moorage.web.pages.render import SECURITY_HEADERS, message, page
+from moorage.web.pages.render import SECURITY_HEADERS, denied_page, message, page
 from moorage.web.pages.session import SESSION_COOKIE, Visitor, WebAuth, set_cookie
+from moorage.web.statuses import status_of
 
 # The security-key pages run /static/webauthn.js; every other page keeps the stricter policy.
 KEY_PAGE_HEADERS = {"Content-Security-Policy": SECURITY_HEADERS["Content-Security-Policy"] + "; script-src 'self'"}
@@ -42,7 +42,7 @@ DONE = {
 def _refused(request: Request, denied: Denied, actor: str | None) -> None:
     """The operator's log line for a refused sign-in or account action (docs/operations.md)."""
     decision = denied.decision
-    oplog.refused(decision.rule, decision.status, decision.reason, actor=actor, method=request.method,
+    oplog.refused(decision.rule, status_of(decision), decision.reason, actor=actor, method=request.method,
                   path=request.url.path)
 
 
@@ -103,7 +103,7 @@ async def fresh_factor_gate(ctx: Context, request: Request, visitor: Visitor, fo
             return None
         except Denied as denied:
             _refused(request, denied, visitor.user.name if visitor.user else None)
-            error, status = denied.decision.reason, denied.decision.status
+            error, status = denied.decision.reason, status_of(denied.decision)
         reason = f"{what[:1].upper()}{what[1:]} needs a second-factor check"
     else:
         decision = await to_thread.run_sync(factors.fresh_check, ctx, user, what)
@@ -145,7 +145,7 @@ class AccountPages:
                 lambda: sessions.sign_in(self.ctx, name, password, address=address))
         except Denied as denied:
             _refused(request, denied, name)
-            return page(visitor, "login.html", denied.decision.status, error=denied.decision.reason,
+            return page(visitor, "login.html", status_of(denied.decision), error=denied.decision.reason,
                         username=name, next=target)
         pending = await to_thread.run_sync(sessions.pending_user, self.ctx, session_id)
         if pending is not None:  # the password was right; the second factor comes next
@@ -187,11 +187,11 @@ class AccountPages:
                 lambda: factors.finish_sign_in(self.ctx, session_id, proof, address=address, rp=rp))
         except Denied as denied:
             _refused(request, denied, visitor.user.name if visitor.user else None)
+            status = status_of(denied.decision)
             pending = await to_thread.run_sync(sessions.pending_user, self.ctx, session_id)
             if pending is None:
-                return page(visitor, "login.html", denied.decision.status, error=denied.decision.reason, next=target)
-            return await self._factor_page(request, visitor, pending, target, denied.decision.status,
-                                           denied.decision.reason)
+                return page(visitor, "login.html", status, error=denied.decision.reason, next=target)
+            return await self._factor_page(request, visitor, pending, target, status, denied.decision.reason)
         response = RedirectResponse(target, 303)
         set_cookie(response, SESSION_COOKIE, new_id, secure=visitor.secure,
                    max_age=int(self.ctx.settings.web.session_lifetime.total_seconds()))
@@ -248,7 +248,7 @@ class AccountPages:
                 self.ctx, user, projects=projects, expires_days=days, description=description))
         except Denied as denied:
             _refused(request, denied, visitor.user.name if visitor.user else None)
-            return await self._render(visitor, denied.decision.status, error=denied.decision.reason)
+            return await self._render(visitor, status_of(denied.decision), error=denied.decision.reason)
         return await self._render(visitor, new_token=token, new_token_id=token_id)
 
     async def revoke_token(self, request: Request) -> Response:
@@ -262,8 +262,8 @@ class AccountPages:
             return message(visitor, "Not found", "You have no token with this id.", 404, back="/account/")
         try:
             await to_thread.run_sync(lambda: accounts.revoke_token(self.ctx, token_id, actor=user))
-        except NotFound as missing:
-            return message(visitor, "Not found", str(missing), 404, back="/account/")
+        except Denied as denied:  # the token went meanwhile: not found
+            return denied_page(visitor, denied, back="/account/")
         return RedirectResponse("/account/", 303)
 
     # -- second factors ---------------------------------------------------------------------
@@ -302,7 +302,7 @@ class AccountPages:
             _refused(request, denied, visitor.user.name if visitor.user else None)
             if not factor_rules.valid_totp_secret(secret):
                 secret = factors.new_totp_secret()
-            return self._totp_page(visitor, secret, label or "Authenticator app", denied.decision.status,
+            return self._totp_page(visitor, secret, label or "Authenticator app", status_of(denied.decision),
                                    denied.decision.reason)
         return await self._enrolled(visitor, enrolled)
 
@@ -337,7 +337,7 @@ class AccountPages:
                 lambda: factors.enrol_webauthn(self.ctx, user, credential=credential, label=label, rp=rp))
         except Denied as denied:
             _refused(request, denied, visitor.user.name if visitor.user else None)
-            return await self._key_page(request, visitor, label or "Security key", denied.decision.status,
+            return await self._key_page(request, visitor, label or "Security key", status_of(denied.decision),
                                         denied.decision.reason)
         return await self._enrolled(visitor, enrolled)
 
@@ -357,10 +357,10 @@ class AccountPages:
         try:
             last = await to_thread.run_sync(lambda: factors.remove_factor(self.ctx, user, factor_id))
         except Denied as denied:
+            if denied.decision.rule == NOT_FOUND:  # the factor went meanwhile
+                return denied_page(visitor, denied, back="/account/")
             _refused(request, denied, visitor.user.name if visitor.user else None)
-            return await self._render(visitor, denied.decision.status, error=denied.decision.reason)
-        except NotFound as missing:
-            return message(visitor, "Not found", str(missing), 404, back="/account/")
+            return await self._render(visitor, status_of(denied.decision), error=denied.decision.reason)
         return RedirectResponse(f"/account/?done={'last-factor-removed' if last else 'factor-removed'}", 303)
 
     async def regenerate_codes(self, request: Request) -> Response:
@@ -375,6 +375,6 @@ class AccountPages:
             codes = await to_thread.run_sync(lambda: factors.regenerate_recovery_codes(self.ctx, user))
         except Denied as denied:
             _refused(request, denied, visitor.user.name if visitor.user else None)
-            return await self._render(visitor, denied.decision.status, error=denied.decision.reason)
+            return await self._render(visitor, status_of(denied.decision), error=denied.decision.reason)
         return page(visitor, "recovery_codes.html", intro="New recovery codes: the old ones no longer work.",
                     codes=codes)

@@ -12,15 +12,14 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from moorage.domain.decisions import Denied
+from moorage.domain.decisions import Decision, Denied
 from moorage.services import deletion, handover, lifecycle, prohibited
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.store.catalog import admin_overview
 from moorage.web.pages.account import sign_in_needed
 from moorage.web.pages.manage import clean_form, optional
-from moorage.web.pages.render import message, page
-from moorage.web.pages.session import WebAuth
+from moorage.web.pages.render import denied_page, message, page, refusal_page
+from moorage.web.pages.session import Visitor, WebAuth
 
 Run = Callable[[Context, str, dict[str, str]], Any]
 
@@ -46,6 +45,10 @@ ADMIN_ACTIONS: dict[str, tuple[tuple[str, ...], Run, str]] = {
 }
 
 
+def _admins_only(visitor: Visitor) -> Response:
+    return refusal_page(visitor, "Admins only", Decision.deny("admin-only", "This page is for the index's admins."))
+
+
 class AdminPages:
     def __init__(self, ctx: Context, auth: WebAuth) -> None:
         self.ctx = ctx
@@ -56,7 +59,7 @@ class AdminPages:
         if visitor.user is None:
             return sign_in_needed(request)
         if not visitor.user.is_admin:
-            return message(visitor, "Admins only", "This page is for the index's admins.", 403, rule="admin-only")
+            return _admins_only(visitor)
 
         def load() -> dict[str, Any]:
             with self.ctx.db.read() as conn:
@@ -73,7 +76,7 @@ class AdminPages:
         if visitor.user is None:
             return sign_in_needed(request)
         if not visitor.user.is_admin:
-            return message(visitor, "Admins only", "This page is for the index's admins.", 403, rule="admin-only")
+            return _admins_only(visitor)
         verb = request.path_params["action"]
         action = ADMIN_ACTIONS.get(verb)
         if action is None:
@@ -81,16 +84,13 @@ class AdminPages:
         required, run, _label = action
         form = clean_form(raw)
         missing = [k for k in (*required, "reason") if not form.get(k)]
-        if missing:
-            return message(visitor, "Something is missing", f"fill in: {', '.join(missing)} (every admin action "
-                           "is recorded with its reason)", 400, rule="reason-required" if missing == ["reason"]
-                           else "invalid-form", back="/admin/")
+        if missing:  # a field of the form left empty, the reason too: invalid-form, as on every form
+            return refusal_page(visitor, "Something is missing", Decision.deny(
+                "invalid-form", f"fill in: {', '.join(missing)} (every admin action is recorded with its reason)"),
+                back="/admin/")
         user = visitor.user.name
         try:
             await to_thread.run_sync(lambda: run(self.ctx, user, form))
         except Denied as denied:
-            return message(visitor, "Refused", denied.decision.reason, denied.decision.status,
-                           rule=denied.decision.rule, back="/admin/", project=form.get("project") or None)
-        except NotFound as missing_thing:
-            return message(visitor, "Not found", str(missing_thing), 404, back="/admin/")
+            return denied_page(visitor, denied, back="/admin/", project=form.get("project") or None)
         return RedirectResponse(f"/admin/?done={verb}", 303)

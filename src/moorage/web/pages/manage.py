@@ -15,14 +15,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from moorage.domain.decisions import Denied, bad_request
+from moorage.domain.decisions import NOT_FOUND, Decision, Denied
 from moorage.domain.names import is_valid_name, normalize
 from moorage.services import deletion, handover, lifecycle, removal
-from moorage.services.accounts import NotFound
 from moorage.services.context import Context
 from moorage.services.manage_view import manage_view
 from moorage.web.pages.account import fresh_factor_gate, sign_in_needed
-from moorage.web.pages.render import message, page
+from moorage.web.pages.render import denied_page, message, page, refusal_page
 from moorage.web.pages.session import WebAuth
 
 Run = Callable[[Context, str, str, dict[str, str]], Any]
@@ -39,7 +38,7 @@ def _days(form: dict[str, str]) -> float | None:
     try:
         return float(raw)
     except ValueError:
-        raise bad_request("invalid-days", "the number of days must be a number") from None
+        raise Denied.by("invalid-days", "the number of days must be a number") from None
 
 
 @dataclass(frozen=True)
@@ -119,11 +118,14 @@ class ManagePages:
         user = visitor.user.name
         try:
             view = await to_thread.run_sync(lambda: manage_view(self.ctx, name, as_user=user))
-        except NotFound:
+        except Denied as denied:
+            if denied.decision.rule != NOT_FOUND:
+                raise
             return message(visitor, "Not found", "There is no project of this name on this index.", 404)
         if not view.may_manage:
-            return message(visitor, "Not yours", f"You have no role on {view.project.name}; its owners manage it.",
-                           403, rule="no-role", back=f"/project/{name}/", project=name)
+            return refusal_page(visitor, "Not yours", Decision.deny(
+                "not-a-maintainer", f"You have no role on {view.project.name}; its owners manage it."),
+                back=f"/project/{name}/", project=name)
         done = FORM_ACTIONS.get(request.query_params.get("done", ""))
         return page(visitor, "manage.html", view=view, project=view.project, done=done.label if done else None)
 
@@ -140,11 +142,11 @@ class ManagePages:
         form = clean_form(raw)
         missing = [k for k in _REQUIRED.get(verb, ()) if not form.get(k)]
         if missing:
-            return message(visitor, "Something is missing", f"fill in: {', '.join(missing)}", 400,
-                           rule="invalid-form", back=back, project=project)
+            return refusal_page(visitor, "Something is missing", Decision.deny(
+                "invalid-form", f"fill in: {', '.join(missing)}"), back=back, project=project)
         if action.confirm and normalize(form.get("confirm", "") or "-") != project:
-            return message(visitor, "Not confirmed", f"type the project's name, {project}, to confirm", 400,
-                           rule="confirmation-required", back=back, project=project)
+            return refusal_page(visitor, "Not confirmed", Decision.deny(
+                "confirmation-required", f"type the project's name, {project}, to confirm"), back=back, project=project)
         if action.fresh:
             gate = await fresh_factor_gate(self.ctx, request, visitor, raw, _sensitive(verb, project, form), back)
             if gate is not None:
@@ -153,10 +155,7 @@ class ManagePages:
         try:
             await to_thread.run_sync(lambda: action.run(self.ctx, project, user, form))
         except Denied as denied:
-            return message(visitor, "Refused", denied.decision.reason, denied.decision.status,
-                           rule=denied.decision.rule, back=back, project=project)
-        except NotFound as missing_thing:
-            return message(visitor, "Not found", str(missing_thing), 404, back=back)
+            return denied_page(visitor, denied, back=back, project=project)
         if verb in ("leave", "decline"):
             return RedirectResponse("/account/", 303)
         return RedirectResponse(f"{back}?done={verb}", 303)

@@ -9,6 +9,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
 from moorage import __version__, oplog
+from moorage.domain.decisions import NOT_FOUND, Decision, Denied
+from moorage.web.statuses import status_of
 
 if TYPE_CHECKING:  # session imports render for its refusal page
     from moorage.web.pages.session import Visitor
@@ -69,10 +71,29 @@ def page(visitor: Visitor, template: str, http_status: int = 200, **context: Any
     return response
 
 
-def message(visitor: Visitor, title: str, text: str, http_status: int, *, rule: str | None = None,
-            back: str | None = None, kind: str = "error", project: str | None = None) -> HTMLResponse:
-    """A page with one message; with a ``rule``, a refusal (the operator's log has its line)."""
-    if rule is not None and 400 <= http_status < 500:
-        oplog.refused(rule, http_status, text, project=project, actor=visitor.user.name if visitor.user else None,
-                      page=title)
-    return page(visitor, "message.html", http_status, title=title, message=text, rule=rule, back=back, kind=kind)
+def message(visitor: Visitor, title: str, text: str, http_status: int, *, back: str | None = None,
+            kind: str = "error") -> HTMLResponse:
+    """A page with one message (a refusal by a rule is a ``refusal_page``)."""
+    return page(visitor, "message.html", http_status, title=title, message=text, back=back, kind=kind)
+
+
+def refusal_page(visitor: Visitor, title: str, decision: Decision, *, back: str | None = None,
+                 project: str | None = None) -> HTMLResponse:
+    """A denied decision as a page: its sentence and rule id, with the status of its rule
+    (web/statuses.py); the operator's log has its line."""
+    status = status_of(decision)
+    if 400 <= status < 500:
+        oplog.refused(decision.rule, status, decision.reason, project=project,
+                      actor=visitor.user.name if visitor.user else None, page=title)
+    return page(visitor, "message.html", status, title=title, message=decision.reason, rule=decision.rule,
+                back=back, kind="error")
+
+
+def denied_page(visitor: Visitor, denied: Denied, *, back: str | None = None,
+                project: str | None = None) -> HTMLResponse:
+    """What a form's action raised: "Not found" with its sentence (no rule of the policy, not
+    logged), or the refusal page."""
+    decision = denied.decision
+    if decision.rule == NOT_FOUND:
+        return message(visitor, "Not found", decision.reason, status_of(decision), back=back)
+    return refusal_page(visitor, "Refused", decision, back=back, project=project)

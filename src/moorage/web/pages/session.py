@@ -24,6 +24,7 @@ from moorage.domain.decisions import Decision
 from moorage.services.context import Context
 from moorage.services.sessions import SessionUser, current_user
 from moorage.web.pages.render import render
+from moorage.web.statuses import status_of
 
 SESSION_COOKIE = "moorage_session"
 CSRF_COOKIE = "moorage_csrf"
@@ -111,6 +112,7 @@ class WebAuth:
     async def refuse(self, request: Request, exc: Exception) -> Response:
         """The page for a post that failed the CSRF check (an exception handler)."""
         decision = CSRFError.decision
-        oplog.refused(decision.rule, decision.status, decision.reason, method=request.method, path=request.url.path)
-        return render("message.html", 403, title="Refused", message=decision.reason, rule=decision.rule,
+        status = status_of(decision)
+        oplog.refused(decision.rule, status, decision.reason, method=request.method, path=request.url.path)
+        return render("message.html", status, title="Refused", message=decision.reason, rule=decision.rule,
                       kind="error", user=None, csrf_token="")
