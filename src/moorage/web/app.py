@@ -47,10 +47,25 @@ from moorage.web.simple_api import SimpleAPI
 class MoorageApp:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        local = self._caches(ctx)
+        # Downloads are counted in memory and written in batches by a task of the lifespan.
+        self.downloads = DownloadCounter(ctx)
+        self.log = LogService(ctx, load_or_create(ctx.settings.log_key_file, ctx.settings.log_origin))
+        # A failed database or disk answers 503/507 with the reason, on the fast paths too.
+        self._guarded = failures.FailureGuard(self._dispatch)
+        auth = WebAuth(ctx)
+        self.router = Starlette(
+            routes=[*self._page_routes(auth, local), *self._api_routes(local)],
+            exception_handlers={CSRFError: auth.refuse, 404: _not_found, 405: _method_not_allowed,
+                                DBAPIError: failures.handle, OSError: failures.handle},
+            lifespan=self._lifespan)
+
+    def _caches(self, ctx: Context) -> LocalSource:
+        """Where pages and files come from (sources/): the index's own projects, and the opt-in
+        root of pending removals around them (everything the default root offers, plus the
+        files of projects whose announced removal has taken effect), each behind its page cache
+        and its /simple/ handler. Returns the index's own source."""
         settings = ctx.settings
-        # Where pages and files come from (sources/): the index's own projects, and the opt-in
-        # root of pending removals around them (everything the default root offers, plus the
-        # files of projects whose announced removal has taken effect).
         local = LocalSource(ctx.db, ctx.blobs)
         self.cache = PageCache(local, settings.cache_check_interval, max_bytes=settings.page_cache_size,
                                wall=ctx.clock.now)
@@ -60,25 +75,16 @@ class MoorageApp:
         ctx.hooks.append(self.pending_cache.invalidate)
         self.simple = SimpleAPI(self.cache)
         self.pending_simple = SimpleAPI(self.pending_cache, root="/pending/simple")
-        # Downloads are counted in memory and written in batches by a task of the lifespan.
-        self.downloads = DownloadCounter(ctx)
-        files = FileViews(ctx, self.cache, downloads=self.downloads)
-        pending_files = FileViews(ctx, self.pending_cache, downloads=self.downloads)
-        home = Home(ctx)
-        jsonapi = JSONAPI(ctx, local)
-        upload = LegacyUpload(ctx)
-        events = EventsAPI(ctx)
-        manage = ManagementAPI(ctx)
-        self.log = LogService(ctx, load_or_create(ctx.settings.log_key_file, ctx.settings.log_origin))
-        log = LogViews(self.log)
-        auth = WebAuth(ctx)
+        return local
+
+    def _page_routes(self, auth: WebAuth, local: LocalSource) -> list[Route]:
+        """The pages people read and the forms they post (web/pages/)."""
+        ctx = self.ctx
         public = PublicPages(ctx, auth, self.log, local)
         account = AccountPages(ctx, auth)
         manage_pages = ManagePages(ctx, auth)
         admin = AdminPages(ctx, auth)
-        # A failed database or disk answers 503/507 with the reason, on the fast paths too.
-        self._guarded = failures.FailureGuard(self._dispatch)
-        self.router = Starlette(routes=[
+        return [
             Route("/", public.home, methods=["GET", "HEAD"]),
             Route("/search/", public.search, methods=["GET", "HEAD"]),
             Route("/project/{name:str}/", public.project, methods=["GET", "HEAD"]),
@@ -105,6 +111,21 @@ class MoorageApp:
             Route("/admin/", admin.page, methods=["GET", "HEAD"]),
             Route("/admin/{action:str}/", admin.act, methods=["POST"]),
             Route("/static/{name:str}", static.serve, methods=["GET", "HEAD"]),
+        ]
+
+    def _api_routes(self, local: LocalSource) -> list[Route]:
+        """What programs ask for: health and metrics, files, uploads, the JSON and management
+        APIs, the transparency log (/simple/ is answered before the router, in _dispatch)."""
+        ctx = self.ctx
+        home = Home(ctx)
+        files = FileViews(ctx, self.cache, downloads=self.downloads)
+        pending_files = FileViews(ctx, self.pending_cache, downloads=self.downloads)
+        upload = LegacyUpload(ctx)
+        jsonapi = JSONAPI(ctx, local)
+        events = EventsAPI(ctx)
+        manage = ManagementAPI(ctx)
+        log = LogViews(self.log)
+        return [
             Route("/healthz", home.health, methods=["GET", "HEAD"]),
             Route("/metrics", metrics_view, methods=["GET", "HEAD"]),
             Route("/files/{sha256:str}/{filename:str}", files.download, methods=["GET", "HEAD"]),
@@ -120,8 +141,7 @@ class MoorageApp:
             Route("/log/proof/inclusion", log.inclusion, methods=["GET"]),
             Route("/log/proof/consistency", log.consistency, methods=["GET"]),
             Route("/pypi/{name:str}/{version:str}/json", jsonapi.release, methods=["GET", "HEAD"]),
-        ], exception_handlers={CSRFError: auth.refuse, 404: _not_found, 405: _method_not_allowed,
-                               DBAPIError: failures.handle, OSError: failures.handle}, lifespan=self._lifespan)
+        ]
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
